@@ -1,0 +1,1 @@
+"""Alembic migrations, installed as `trials.migrations`; run through `trials.db`."""
