@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from trials.errors import DatabaseNotReady
 
-# An arbitrary constant: the key of the advisory lock every PostgreSQL writer takes.
-WRITE_LOCK_KEY = 0x7472_6961_6C73  # "trials"
+# The advisory lock every PostgreSQL writer takes: (this constant, a hash of the schema), so
+# that several trials installations in one database (one per schema) do not wait on each other.
+WRITE_LOCK_KEY = 0x7472  # "tr"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -59,7 +60,9 @@ def write_session(engine: Engine) -> Iterator[Session]:
         connection = connection.execution_options(trials_write=True)
         with connection.begin():
             if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": WRITE_LOCK_KEY}
+                )
             session = Session(bind=connection, expire_on_commit=False)
             try:
                 yield session

@@ -484,14 +484,11 @@ def latest_version(session: Session, trial_id: str) -> ProtocolVersion:
 
 def load_protocol(session: Session, trial_id: str, version: int | None = None) -> Protocol:
     """The registered protocol of a trial (its latest version unless one is named)."""
-    if version is None:
-        row = latest_version(session, trial_id)
-    else:
-        row = session.scalars(
-            select(ProtocolVersion).where(ProtocolVersion.trial_id == trial_id, ProtocolVersion.version == version)
-        ).first()
-        if row is None:
-            raise NotFound(f"trial {trial_id!r} has no protocol version {version}")
+    row = latest_version(session, trial_id) if version is None else session.scalars(
+        select(ProtocolVersion).where(ProtocolVersion.trial_id == trial_id, ProtocolVersion.version == version)
+    ).first()
+    if row is None:
+        raise NotFound(f"trial {trial_id!r} has no protocol version {version}")
     return parse_protocol(row.text, f"{trial_id} v{row.version}")
 
 

@@ -81,3 +81,16 @@ def looks_like_cpr(value: str) -> bool:
 def pseudonymise(cpr_digits: str, key: bytes) -> str:
     """The stable pseudonym of a validated CPR number: hex HMAC-SHA256 under the key."""
     return hmac.new(key, cpr_digits.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def case_key(value: str, id_column: str, key: bytes) -> str | None:
+    """The stored key of a case named in a file: the case id as given, or a CPR's pseudonym.
+
+    Returns None for an empty case id or an invalid CPR number (the caller reports the row
+    and column, never the value).
+    """
+    if id_column == "cpr":
+        digits = parse_cpr(value)
+        return None if digits is None else pseudonymise(digits, key)
+    value = value.strip()
+    return value or None

@@ -95,8 +95,8 @@ def upgrade() -> None:
             ["trial_id"], ["trial.id"], name=op.f("fk_assignment_trial_id_trial")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assignment")),
-        sa.UniqueConstraint("trial_id", "sequence", name=op.f("uq_assignment_trial_id")),
-        sa.UniqueConstraint("trial_id", "unit_key", name=op.f("uq_assignment_trial_id")),
+        sa.UniqueConstraint("trial_id", "sequence", name=op.f("uq_assignment_trial_id_sequence")),
+        sa.UniqueConstraint("trial_id", "unit_key", name=op.f("uq_assignment_trial_id_unit_key")),
     )
     with op.batch_alter_table("assignment", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_assignment_trial_id"), ["trial_id"], unique=False)
@@ -120,7 +120,7 @@ def upgrade() -> None:
             ["case_id"], ["cases.id"], name=op.f("fk_case_history_case_id_cases")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_case_history")),
-        sa.UniqueConstraint("case_id", "revision", name=op.f("uq_case_history_case_id")),
+        sa.UniqueConstraint("case_id", "revision", name=op.f("uq_case_history_case_id_revision")),
     )
     with op.batch_alter_table("case_history", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_case_history_case_id"), ["case_id"], unique=False)
@@ -159,7 +159,9 @@ def upgrade() -> None:
             ["trial_id"], ["trial.id"], name=op.f("fk_protocol_version_trial_id_trial")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_protocol_version")),
-        sa.UniqueConstraint("trial_id", "version", name=op.f("uq_protocol_version_trial_id")),
+        sa.UniqueConstraint(
+            "trial_id", "version", name=op.f("uq_protocol_version_trial_id_version")
+        ),
     )
     with op.batch_alter_table("protocol_version", schema=None) as batch_op:
         batch_op.create_index(
@@ -191,8 +193,8 @@ def upgrade() -> None:
             ["trial_id"], ["trial.id"], name=op.f("fk_enrollment_trial_id_trial")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_enrollment")),
-        sa.UniqueConstraint("trial_id", "case_id", name=op.f("uq_enrollment_trial_id")),
-        sa.UniqueConstraint("trial_id", "sequence", name=op.f("uq_enrollment_trial_id")),
+        sa.UniqueConstraint("trial_id", "case_id", name=op.f("uq_enrollment_trial_id_case_id")),
+        sa.UniqueConstraint("trial_id", "sequence", name=op.f("uq_enrollment_trial_id_sequence")),
     )
     with op.batch_alter_table("enrollment", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_enrollment_case_id"), ["case_id"], unique=False)
@@ -219,7 +221,7 @@ def upgrade() -> None:
             name=op.f("fk_outcome_snapshot_id_outcome_snapshot"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outcome")),
-        sa.UniqueConstraint("snapshot_id", "case_id", name=op.f("uq_outcome_snapshot_id")),
+        sa.UniqueConstraint("snapshot_id", "case_id", name=op.f("uq_outcome_snapshot_id_case_id")),
     )
     with op.batch_alter_table("outcome", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outcome_snapshot_id"), ["snapshot_id"], unique=False)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from trials.cli.options import AppContext, db_options, json_option, pass_app, print_json, print_table
+from trials.cli.options import (
+    AppContext,
+    db_options,
+    json_option,
+    pass_app,
+    print_json,
+    print_table,
+)
 
 protocol_file = click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 
@@ -37,7 +44,8 @@ def validate(file: Path, as_json: bool) -> None:
 @pass_app
 def register(app: AppContext, file: Path, as_json: bool) -> None:
     """Register a new trial from its protocol; prints the seed's commitment, never the seed."""
-    from trials.protocol import read_protocol_file, register as register_protocol
+    from trials.protocol import read_protocol_file
+    from trials.protocol import register as register_protocol
 
     parsed = read_protocol_file(file)
     with app.write() as session:
@@ -59,7 +67,8 @@ def register(app: AppContext, file: Path, as_json: bool) -> None:
 @pass_app
 def amend(app: AppContext, file: Path, reason: str, as_json: bool) -> None:
     """Register a new version of a trial's protocol; randomization keys are frozen once assigned."""
-    from trials.protocol import amend as amend_protocol, read_protocol_file
+    from trials.protocol import amend as amend_protocol
+    from trials.protocol import read_protocol_file
 
     parsed = read_protocol_file(file)
     with app.write() as session:
