@@ -142,7 +142,7 @@ def test_amend_refuses_randomization_changes_after_assignment(engine) -> None:  
             assigned_at=utcnow(),
         ))
     with db.write_session(engine) as session, pytest.raises(Refused, match="arms"):
-        amend(session, parse_protocol(MINIMAL.replace("treatment = 1", "treatment = 2")), "more treatment")
+        amend(session, parse_protocol(MINIMAL.replace("treatment = 1", "treatment = 1\nother = 2").replace("[2, 4]", "[4, 8]")), "arm")
     with db.write_session(engine) as session:
         result = amend(session, parse_protocol(MINIMAL.replace("Something works.", "It works.")), "wording")
     assert result.version == 2

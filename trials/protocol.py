@@ -412,6 +412,7 @@ def register(session: Session, protocol: Protocol) -> RegistrationResult:
         registered_at=now,
     )
     session.add(trial)
+    session.flush()  # the trial row must exist before its first version refers to it
     session.add(ProtocolVersion(trial_id=protocol.id, version=1, text=protocol.text, sha256=protocol.sha256,
                                 reason=None, registered_at=now))
     session.flush()

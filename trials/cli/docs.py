@@ -1,0 +1,41 @@
+"""Generate docs/cli.md from the commands' own --help, so the reference cannot drift.
+
+Run `make docs`; a test fails when docs/cli.md is stale.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def iter_commands(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+    """Every command below `command`, depth first, in name order."""
+    found = [(path, command)]
+    if isinstance(command, click.Group):
+        for name in sorted(command.commands):
+            found.extend(iter_commands(command.commands[name], [*path, name]))
+    return found
+
+
+def render(root: click.Command) -> str:
+    lines = [
+        "# Command-line reference",
+        "",
+        "Generated from `trials ... --help` by `make docs`; do not edit by hand.",
+        "",
+    ]
+    for path, command in iter_commands(root, ["trials"]):
+        with click.Context(command, info_name=" ".join(path)) as ctx:
+            help_text = command.get_help(ctx)
+        lines += [f"## `{' '.join(path)}`", "", "```", help_text.rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from cli import main as root
+
+    print(render(root), end="")
+
+
+if __name__ == "__main__":
+    main()
