@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from trials import __version__
+from trials.cli.analysis import analyze, power
 from trials.cli.database import db, init
 from trials.cli.options import AppContext, db_options
 from trials.cli.protocol import protocol
@@ -42,7 +43,7 @@ def main(ctx: click.Context) -> None:
     ctx.ensure_object(AppContext)
 
 
-for command in (init, db, protocol):
+for command in (init, db, protocol, analyze, power):
     main.add_command(command)
 
 
