@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from numpy.typing import ArrayLike
+
 PALETTE = ("#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9c", "#00798c", "#8c564b", "#7f7f7f")
 
 
@@ -20,10 +22,12 @@ class Curve:
     """A step function to draw: `y[i]` holds from `x[i]` until `x[i+1]`; optional CI band."""
 
     label: str
-    x: Sequence[float]
-    y: Sequence[float]
-    lower: Sequence[float] | None = None
-    upper: Sequence[float] | None = None
+    x: ArrayLike
+    y: ArrayLike
+    lower: ArrayLike | None = None
+    upper: ArrayLike | None = None
+    colour: int | None = None  # palette index; by default the curve's position
+    dashed: bool = False
 
 
 def _pyplot() -> Any:
@@ -63,8 +67,9 @@ def step_curves(curves: Sequence[Curve], *, title: str, xlabel: str, ylabel: str
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 3.4))
     for i, curve in enumerate(curves):
-        colour = PALETTE[i % len(PALETTE)]
-        axes.step(curve.x, curve.y, where="post", color=colour, label=curve.label, linewidth=1.6)
+        colour = PALETTE[(i if curve.colour is None else curve.colour) % len(PALETTE)]
+        axes.step(curve.x, curve.y, where="post", color=colour, label=curve.label, linewidth=1.6,
+                  linestyle="--" if curve.dashed else "-")
         if curve.lower is not None and curve.upper is not None:
             axes.fill_between(curve.x, curve.lower, curve.upper, step="post", color=colour, alpha=0.18, linewidth=0)
     axes.set_xlim(0, xmax)

@@ -83,9 +83,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "hr_axis": ("Hazard ratio (over 1: hurtigere selvforsørgelse)", "Hazard ratio (above 1: faster self-sufficiency)"),
     "ri": ("Randomiseringsinferens", "Randomization inference"),
     "ri_text": (
-        "Den registrerede tildelingsprocedure blev gentaget {replicates} gange; p = {p} ({procedure}).",
-        "The registered assignment procedure was re-run {replicates} times; p = {p} ({procedure}).",
+        "Tildelingen blev gentaget {replicates} gange med {procedure}; p = {p}.",
+        "The assignment was re-run {replicates} times with {procedure}; p = {p}.",
     ),
+    "ri_registered": ("den registrerede procedure", "the registered procedure"),
+    "ri_permutation": ("ombytning af grupperne inden for strata", "permutation of the arms within strata"),
     "business_case": ("Økonomisk potentiale (business case)", "Business case"),
     "weeks_saved": ("Sparede uger på forsørgelse i alt", "Weeks of support saved in total"),
     "gross_saving": ("Bruttobesparelse", "Gross saving"),
