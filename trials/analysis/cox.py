@@ -73,8 +73,12 @@ def _statsmodels(data: pd.DataFrame, covariates: list[str], strata: bool, cluste
 
 
 def cox_contrasts(data: pd.DataFrame, arms: list[tuple[str, str]], control: str, adjust: list[str], *,
-                  strata: bool, cluster: bool, log: WarningLog, label: str = "") -> list[dict[str, Any]]:
-    """One contrast per non-control arm. `arms` pairs each arm's name with its 0/1 column in `data`."""
+                  strata: bool, cluster: bool, log: WarningLog, label: str = "", ph_test: bool = True,
+                  cross_check: bool = True) -> list[dict[str, Any]]:
+    """One contrast per non-control arm. `arms` pairs each arm's name with its 0/1 column in `data`.
+
+    `ph_test` and `cross_check` (fit the other engine too) may be switched off for speed.
+    """
     from scipy.stats import norm
 
     arm_cols = [col for _, col in arms]
@@ -88,16 +92,17 @@ def cox_contrasts(data: pd.DataFrame, arms: list[tuple[str, str]], control: str,
         return [{"arm": name, **base, **empty, "method": None, "cross_check": None} for name, _ in arms]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            life = _lifelines(data, covariates, strata, cluster, ph_test=True)
-        except Exception as exc:  # noqa: BLE001 - ConvergenceError and friends
-            log.warn(f"{label}Cox model (lifelines) did not converge: {exc}".split("\n")[0])
-            life = None
-        try:
-            sm = _statsmodels(data, covariates, strata, cluster)
-        except Exception as exc:  # noqa: BLE001
-            log.warn(f"{label}Cox model (statsmodels) failed: {exc}".split("\n")[0])
-            sm = None
+        life = sm = None
+        if ph_test or cross_check or not cluster:
+            try:
+                life = _lifelines(data, covariates, strata, cluster, ph_test=ph_test)
+            except Exception as exc:  # noqa: BLE001 - ConvergenceError and friends
+                log.warn(f"{label}Cox model (lifelines) did not converge: {exc}".split("\n")[0])
+        if cross_check or cluster:
+            try:
+                sm = _statsmodels(data, covariates, strata, cluster)
+            except Exception as exc:  # noqa: BLE001
+                log.warn(f"{label}Cox model (statsmodels) failed: {exc}".split("\n")[0])
     for w in caught:
         if issubclass(w.category, AnalysisWarning):
             log.warn(str(w.message))

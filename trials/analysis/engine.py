@@ -331,7 +331,7 @@ def _targets(prep: Prepared, options: AnalysisOptions, last: dict[str, Any]) -> 
         "minimum_detectable_hr": options.minimum_detectable_hr,
         "detectable_hr_with_observed_events": mdhr,
         "reached_minimum_detectable_hr": None if options.minimum_detectable_hr is None or mdhr is None else
-        abs(np.log(mdhr)) <= abs(np.log(options.minimum_detectable_hr)),
+        bool(abs(np.log(mdhr)) <= abs(np.log(options.minimum_detectable_hr))),
         "alpha": options.alpha, "power": options.power,
     }
 

@@ -60,9 +60,8 @@ def subgroup_analysis(data: pd.DataFrame, variables: list[str], arms: list[tuple
                 warnings.simplefilter("ignore")
                 local = WarningLog()
                 contrasts = cox_contrasts(part, arms, control, [], strata=strata and part[STRATUM].nunique() > 1,
-                                          cluster=False, log=local)
-            for c in contrasts:
-                c.pop("cross_check", None)
+                                          cluster=False, log=local,
+                                          ph_test=False, cross_check=False)
             levels.append({"level": str(level), "n": int(len(part)), "events": events,
                            "contrasts": contrasts})
         try:
