@@ -14,6 +14,7 @@ from trials import __version__
 from trials.cli.analysis import analyze, power
 from trials.cli.database import db, init
 from trials.cli.options import AppContext, db_options
+from trials.cli.outcomes import followup, outcomes
 from trials.cli.protocol import protocol
 from trials.errors import TrialsError
 
@@ -43,7 +44,7 @@ def main(ctx: click.Context) -> None:
     ctx.ensure_object(AppContext)
 
 
-for command in (init, db, protocol, analyze, power):
+for command in (init, db, protocol, analyze, power, outcomes, followup):
     main.add_command(command)
 
 
