@@ -12,6 +12,8 @@ import click
 
 from trials import __version__
 from trials.cli.analysis import analyze, power
+from trials.cli.assign import assign, assignments, balance, close, enroll, enrollment
+from trials.cli.audit import audit
 from trials.cli.database import db, init
 from trials.cli.options import AppContext, db_options
 from trials.cli.outcomes import followup, outcomes
@@ -44,7 +46,7 @@ def main(ctx: click.Context) -> None:
     ctx.ensure_object(AppContext)
 
 
-for command in (init, db, protocol, analyze, power, outcomes, followup):
+for command in (init, db, protocol, analyze, power, outcomes, followup, assign, enroll, balance, close, assignments, enrollment, audit):
     main.add_command(command)
 
 

@@ -80,6 +80,7 @@ def test_cluster_trial_reports_icc_and_robust_cox(sim) -> None:  # type: ignore[
     out = _run(sim(400, hr=1.3, seed=6, clusters=20), cluster="team", strata=["stratum"], horizons=[104])
     h = out["horizons"]["104"]
     assert h["cox"]["cluster_robust"] and "statsmodels" in h["cox"]["method"]
+    assert h["cox"]["ph_test_p"] is not None
     assert h["status"]["cov_type"] == "cluster" and h["cluster"]["clusters"] == 20
 
 

@@ -50,8 +50,10 @@ def _lifelines(data: pd.DataFrame, covariates: list[str], strata: bool, cluster:
     ph_p: dict[str, float | None] = {c: None for c in covariates}
     if ph_test:
         try:
-            test_frame = frame.drop(columns=[CLUSTER]) if cluster else frame
-            test = proportional_hazard_test(cph, test_frame, time_transform="rank")
+            if cluster:  # the residual test does not use the sandwich; refit without the cluster column
+                frame = frame.drop(columns=[CLUSTER])
+                cph = CoxPHFitter().fit(frame, T, E, strata=[STRATUM] if strata else None)
+            test = proportional_hazard_test(cph, frame, time_transform="rank")
             for name, p in zip(test.name, np.atleast_1d(test.p_value), strict=True):
                 key = name if isinstance(name, str) else name[0]
                 if key in ph_p:
