@@ -1,0 +1,1019 @@
+"""The assignment engine: stratified, cluster and rolling randomization an auditor can re-derive.
+
+Every allocation is a pure function of (registered seed, protocol version, algorithm version,
+the ordered list of randomized units with their stratum values frozen at randomization). The
+randomness is a named generator, `hmac-sha256-v1`: an HMAC-SHA256 counter stream keyed by the
+trial's seed and split by a label per stratum and block (see `Stream` and docs/assignment.md,
+which describes it precisely enough to re-implement).
+
+The module has two layers:
+- pure allocation functions (`Stream`, `permuted_block`, `permuted_blocks_allocation`,
+  `complete_counts`, `complete_allocation`, `minimization_choice`), used by the database
+  layer, by `trials audit verify` to re-derive every allocation, and by the property tests;
+- the database layer (`assign_all`, `enroll`, `enroll_many`, `close`, `record_enrollment_event`,
+  `export_assignments`, `load_design`), which writes every change through
+  `trials.audit.record_event`.
+
+Nothing here imports numpy at module level: `trials enroll` stays light. `Design.rerandomize`
+imports numpy when it is called.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from trials.audit import record_event
+from trials.errors import InputError, NotFound, Problem, Refused
+from trials.models import Assignment, Case, Enrollment, EnrollmentEvent, Trial, utcnow
+from trials.protocol import Protocol, latest_version, parse_protocol
+from trials.strata import case_stratum, cluster_stratum, stratum_key, stratum_label
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+ALGORITHM = "hmac-sha256-v1"
+"""The version of the generator and of every allocation rule below; stored on each assignment."""
+
+ENROLLMENT_EVENT_KINDS = ("withdrawn", "crossed_over", "not_treated")
+CLUSTER_UNITS = ("caseworker", "team")
+
+_TWO_64 = 1 << 64
+
+
+# --- the generator ---------------------------------------------------------------------------
+
+
+class Stream:
+    """`hmac-sha256-v1`: the random stream of one label under one seed.
+
+    Block c (c = 0, 1, 2, ...) is HMAC-SHA256(key = UTF-8 seed, message = UTF-8 label, a 0x00
+    byte, c as 8-byte big-endian). The blocks are concatenated and read as successive 64-bit
+    big-endian unsigned integers (four per block).
+    """
+
+    def __init__(self, seed: str, label: str):
+        self._key = seed.encode("utf-8")
+        self._label = label.encode("utf-8") + b"\x00"
+        self._counter = 0
+        self._buffer: list[int] = []
+
+    def next_u64(self) -> int:
+        if not self._buffer:
+            block = hmac.new(self._key, self._label + self._counter.to_bytes(8, "big"), hashlib.sha256).digest()
+            self._counter += 1
+            self._buffer = [int.from_bytes(block[i:i + 8], "big") for i in (24, 16, 8, 0)]
+        return self._buffer.pop()
+
+    def uniform_int(self, n: int) -> int:
+        """A uniform integer in [0, n), by rejection: no modulo bias."""
+        if n < 1:
+            raise ValueError("n must be positive")
+        limit = _TWO_64 - (_TWO_64 % n)
+        while True:
+            value = self.next_u64()
+            if value < limit:
+                return value % n
+
+    def uniform01(self) -> float:
+        """A uniform real in [0, 1): the top 53 bits of one integer, divided by 2**53."""
+        return (self.next_u64() >> 11) / float(1 << 53)
+
+    def bernoulli(self, p: Fraction) -> bool:
+        """True with probability exactly p (a fraction in [0, 1])."""
+        if p <= 0:
+            return False
+        if p >= 1:
+            return True
+        return self.uniform_int(p.denominator) < p.numerator
+
+    def shuffle(self, items: list[Any]) -> list[Any]:
+        """Fisher-Yates from the end: for i = len-1 down to 1 swap items[i] and items[uniform_int(i+1)]."""
+        for i in range(len(items) - 1, 0, -1):
+            j = self.uniform_int(i + 1)
+            items[i], items[j] = items[j], items[i]
+        return items
+
+
+def order_key(seed: str, unit_key: str) -> str:
+    """The keyed hash that orders a batch of units (so input row order never matters)."""
+    return hmac.new(seed.encode("utf-8"), b"order\n" + unit_key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def weight_probabilities(arms: Mapping[str, int]) -> dict[str, float]:
+    total = sum(arms.values())
+    return {arm: weight / total for arm, weight in arms.items()}
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The arm one unit drew, with its block and its exact probability of every arm."""
+
+    arm: str
+    block: int | None
+    block_size: int | None
+    probabilities: dict[str, float]
+
+
+# --- permuted blocks -------------------------------------------------------------------------
+
+
+def arm_pattern(arms: Mapping[str, int], size: int) -> list[str]:
+    """The unshuffled content of a block: arms in protocol order, each size*w/W times."""
+    total = sum(arms.values())
+    if size % total:
+        raise ValueError(f"block size {size} is not a multiple of the sum of the weights ({total})")
+    return [arm for arm, weight in arms.items() for _ in range(size * weight // total)]
+
+
+def _block_label(stratum: str, block: int) -> str:
+    return f"permuted_blocks\n{stratum}\n{block}"
+
+
+def block_size(seed: str, stratum: str, block: int, block_sizes: Sequence[int]) -> int:
+    """The size of block `block` (1-based) of a stratum: the first draw of its stream."""
+    return block_sizes[Stream(seed, _block_label(stratum, block)).uniform_int(len(block_sizes))]
+
+
+def permuted_block(seed: str, stratum: str, block: int, arms: Mapping[str, int],
+                   block_sizes: Sequence[int]) -> list[str]:
+    """The arms of block `block` of a stratum, in order: size drawn, then the pattern shuffled."""
+    stream = Stream(seed, _block_label(stratum, block))
+    size = block_sizes[stream.uniform_int(len(block_sizes))]
+    return stream.shuffle(arm_pattern(arms, size))
+
+
+def permuted_blocks_allocation(seed: str, stratum: str, index: int, arms: Mapping[str, int],
+                               block_sizes: Sequence[int]) -> Allocation:
+    """The allocation of the `index`-th (1-based) unit randomized in a stratum."""
+    if index < 1:
+        raise ValueError("index is 1-based")
+    start, block = 0, 1
+    while True:
+        size = block_size(seed, stratum, block, block_sizes)
+        if index <= start + size:
+            arms_in_block = permuted_block(seed, stratum, block, arms, block_sizes)
+            return Allocation(arms_in_block[index - start - 1], block, size, weight_probabilities(arms))
+        start += size
+        block += 1
+
+
+def permuted_blocks_sequence(seed: str, stratum: str, n: int, arms: Mapping[str, int],
+                             block_sizes: Sequence[int]) -> list[Allocation]:
+    """The first n allocations of a stratum (the same as `permuted_blocks_allocation` for 1..n)."""
+    out: list[Allocation] = []
+    probabilities = weight_probabilities(arms)
+    block = 1
+    while len(out) < n:
+        arms_in_block = permuted_block(seed, stratum, block, arms, block_sizes)
+        out.extend(Allocation(arm, block, len(arms_in_block), probabilities) for arm in arms_in_block)
+        block += 1
+    return out[:n]
+
+
+# --- complete randomization of a whole cohort --------------------------------------------------
+
+
+def _complete_label(batch: int, part: str) -> str:
+    return f"complete\n{batch}\n{part}"
+
+
+def complete_counts(strata_sizes: Mapping[str, int], arms: Mapping[str, int],
+                    stream: Stream | None = None, *, draw: Any = None) -> dict[str, dict[str, int]]:
+    """How many units of each stratum go to each arm, misfits balanced across strata.
+
+    Each stratum s of n_s units gets floor(n_s*w_a/W) units of arm a; the fractional parts
+    f[s][a] (they sum to the stratum's whole number of misfits) are rounded to 0/1 by
+    bipartite dependent rounding (Gandhi, Khuller, Parthasarathy, Srinivasan, J. ACM 2006)
+    over the strata x arms graph. Hence the stated bound: every arm gets floor or ceil of
+    n_s*w_a/W in every stratum AND floor or ceil of N*w_a/W overall, and every unit's
+    probability of arm a is exactly w_a/W. Strata are processed in sorted key order, arms in
+    protocol order; `draw(p)` (default `stream.bernoulli`) decides each rounding step.
+    """
+    if draw is None:
+        if stream is None:
+            raise ValueError("give a stream or a draw function")
+        draw = stream.bernoulli
+    total = sum(arms.values())
+    arm_names = list(arms)
+    strata = sorted(strata_sizes)
+    counts = {s: {a: strata_sizes[s] * arms[a] // total for a in arm_names} for s in strata}
+    x: dict[tuple[str, str], Fraction] = {}
+    for s in strata:
+        for a in arm_names:
+            frac = Fraction(strata_sizes[s] * arms[a], total) - counts[s][a]
+            if frac:
+                x[(s, a)] = frac
+    vertices: list[tuple[str, str]] = [("s", s) for s in strata] + [("a", a) for a in arm_names]
+
+    def edges_at(vertex: tuple[str, str]) -> list[tuple[str, str]]:
+        kind, name = vertex
+        if kind == "s":
+            return [(name, a) for a in arm_names if (name, a) in x]
+        return [(s, name) for s in strata if (s, name) in x]
+
+    def other(edge: tuple[str, str], vertex: tuple[str, str]) -> tuple[str, str]:
+        return ("a", edge[1]) if vertex[0] == "s" else ("s", edge[0])
+
+    while x:
+        degrees = {v: len(edges_at(v)) for v in vertices}
+        start = next((v for v in vertices if degrees[v] == 1), None) or next(v for v in vertices if degrees[v])
+        path = [start]
+        walk: list[tuple[str, str]] = []
+        while True:
+            here = path[-1]
+            candidates = [e for e in edges_at(here) if not walk or e != walk[-1]]
+            if not candidates:
+                break
+            edge = candidates[0]
+            there = other(edge, here)
+            walk.append(edge)
+            if there in path:
+                walk = walk[path.index(there):]
+                break
+            path.append(there)
+        odd, even = walk[0::2], walk[1::2]
+        alpha = min([1 - x[e] for e in odd] + [x[e] for e in even])
+        beta = min([x[e] for e in odd] + [1 - x[e] for e in even])
+        if draw(beta / (alpha + beta)):
+            step_odd, step_even = alpha, -alpha
+        else:
+            step_odd, step_even = -beta, beta
+        for edges, step in ((odd, step_odd), (even, step_even)):
+            for e in edges:
+                value = x[e] + step
+                if value == 1:
+                    counts[e[0]][e[1]] += 1
+                    del x[e]
+                elif value == 0:
+                    del x[e]
+                else:
+                    x[e] = value
+    return counts
+
+
+def complete_allocation(seed: str, batch: int, units: Sequence[tuple[str, str]],
+                        arms: Mapping[str, int]) -> dict[str, tuple[str, int]]:
+    """Stratified complete randomization of one batch of (unit_key, stratum) pairs.
+
+    Returns unit_key -> (arm, stratum size in the batch). Units are ordered within their
+    stratum by `order_key`, so the mapping does not depend on the order of `units`.
+    """
+    by_stratum: dict[str, list[str]] = defaultdict(list)
+    for unit_key, stratum in units:
+        by_stratum[stratum].append(unit_key)
+    sizes = {s: len(keys) for s, keys in by_stratum.items()}
+    counts = complete_counts(sizes, arms, Stream(seed, _complete_label(batch, "misfits")))
+    out: dict[str, tuple[str, int]] = {}
+    for stratum in sorted(by_stratum):
+        pool = [arm for arm in arms for _ in range(counts[stratum][arm])]
+        Stream(seed, _complete_label(batch, stratum)).shuffle(pool)
+        ordered = sorted(by_stratum[stratum], key=lambda k: order_key(seed, k))
+        for unit_key, arm in zip(ordered, pool, strict=True):
+            out[unit_key] = (arm, sizes[stratum])
+    return out
+
+
+# --- minimization ------------------------------------------------------------------------------
+
+
+MinimizationState = dict[str, dict[str, Counter[str]]]
+"""factor -> factor value -> arm -> number of units already allocated."""
+
+
+def minimization_probabilities(state: MinimizationState, values: Mapping[str, str], arms: Mapping[str, int],
+                               probability: float) -> dict[str, float]:
+    """Pocock-Simon with weights: the exact probability of each arm for the next unit.
+
+    For each candidate arm, the unit is added hypothetically; for each factor the imbalance
+    at the unit's level is the range of count/weight over the arms; G(arm) sums them. The
+    arms with the least G share `probability` in proportion to their weights, the others
+    share the rest; if every arm ties, the probabilities are the weights'.
+    """
+    scores: dict[str, float] = {}
+    for candidate in arms:
+        score = 0.0
+        for factor, value in values.items():
+            level = state.get(factor, {}).get(value, Counter())
+            ratios = [(level[arm] + (1 if arm == candidate else 0)) / weight for arm, weight in arms.items()]
+            score += max(ratios) - min(ratios)
+        scores[candidate] = score
+    best = min(scores.values())
+    tied = [arm for arm in arms if scores[arm] <= best + 1e-12]
+    if len(tied) == len(arms):
+        return weight_probabilities(arms)
+    tied_weight = sum(arms[a] for a in tied)
+    rest_weight = sum(w for a, w in arms.items() if a not in tied)
+    return {arm: (probability * weight / tied_weight if arm in tied else (1 - probability) * weight / rest_weight)
+            for arm, weight in arms.items()}
+
+
+def minimization_choice(seed: str, sequence: int, state: MinimizationState, values: Mapping[str, str],
+                        arms: Mapping[str, int], probability: float) -> Allocation:
+    """The arm of the unit with trial-wide `sequence`: one uniform draw of stream `minimization\\n<seq>`."""
+    probabilities = minimization_probabilities(state, values, arms, probability)
+    u = Stream(seed, f"minimization\n{sequence}").uniform01()
+    return Allocation(_pick(probabilities, u), None, None, probabilities)
+
+
+def _pick(probabilities: Mapping[str, float], u: float) -> str:
+    cumulative = 0.0
+    arm = ""
+    for arm, p in probabilities.items():
+        cumulative += p
+        if u < cumulative:
+            return arm
+    return arm
+
+
+def minimization_add(state: MinimizationState, values: Mapping[str, str], arm: str) -> None:
+    for factor, value in values.items():
+        state.setdefault(factor, {}).setdefault(value, Counter())[arm] += 1
+
+
+# --- imbalance ------------------------------------------------------------------------------
+
+
+def imbalance(counts: Mapping[str, int], arms: Mapping[str, int]) -> float:
+    """max(n_a/w_a) - min(n_a/w_a): |n_treatment - n_control| for 1:1; at most L/W inside blocks of L."""
+    ratios = [counts.get(arm, 0) / weight for arm, weight in arms.items()]
+    return max(ratios) - min(ratios)
+
+
+# --- the database layer ---------------------------------------------------------------------
+
+
+@dataclass
+class TrialContext:
+    trial: Trial
+    protocol: Protocol
+    version: int
+
+
+def trial_context(session: Session, trial_id: str, *, for_writing: bool = True) -> TrialContext:
+    trial = session.get(Trial, trial_id)
+    if trial is None:
+        raise NotFound(f"no trial {trial_id!r} is registered (see `trials protocol list`)")
+    if for_writing and trial.closed_at is not None:
+        raise Refused(f"trial {trial_id!r} was closed on {trial.closed_at:%Y-%m-%d}; enrollment is over")
+    row = latest_version(session, trial_id)
+    protocol = _PARSED.get(row.sha256)
+    if protocol is None or protocol.text != row.text:
+        protocol = parse_protocol(row.text, f"{trial_id} v{row.version}")
+        _PARSED[row.sha256] = protocol
+    return TrialContext(trial, protocol, row.version)
+
+
+_PARSED: dict[str, Protocol] = {}
+"""Parsed protocol texts by SHA-256 (rolling enrollment parses each text once per process)."""
+
+
+def frozen_case(case: Case) -> dict[str, Any]:
+    """The categorisation and covariates of a case as they are now (frozen at enrollment)."""
+    return {
+        "primary_barrier": case.primary_barrier,
+        "barriers": list(case.barriers or []),
+        "months_unemployed": case.months_unemployed,
+        "benefit_type": case.benefit_type,
+        "caseworker": case.caseworker,
+        "team": case.team,
+        "as_of": case.as_of.isoformat() if case.as_of else None,
+        "covariates": dict(case.covariates or {}),
+    }
+
+
+def ineligibility(protocol: Protocol, case: Case) -> str | None:
+    """Why the protocol's filters exclude a case, or None if it is eligible."""
+    rules = protocol.eligibility
+    if rules.benefit_types and case.benefit_type not in rules.benefit_types:
+        return f"benefit type {case.benefit_type} is not one of {', '.join(rules.benefit_types)}"
+    if rules.barriers and case.primary_barrier not in rules.barriers:
+        return f"primary barrier {case.primary_barrier} is not one of {', '.join(rules.barriers)}"
+    if rules.months_min is not None and case.months_unemployed < rules.months_min:
+        return f"{case.months_unemployed:g} months unemployed is below the minimum {rules.months_min:g}"
+    if rules.months_max is not None and case.months_unemployed > rules.months_max:
+        return f"{case.months_unemployed:g} months unemployed is above the maximum {rules.months_max:g}"
+    if rules.teams and case.team not in rules.teams:
+        return f"team {case.team or '(none)'} is not one of {', '.join(rules.teams)}"
+    if protocol.unit in CLUSTER_UNITS and not getattr(case, protocol.unit):
+        return f"the case has no {protocol.unit} (the unit of randomization)"
+    return None
+
+
+def _other_active_trials(session: Session, trial_id: str) -> dict[int, str]:
+    """case id -> the (first) other open trial it is enrolled in."""
+    rows = session.execute(
+        select(Enrollment.case_id, Enrollment.trial_id)
+        .join(Trial, Trial.id == Enrollment.trial_id)
+        .where(Enrollment.trial_id != trial_id, Trial.closed_at.is_(None))
+        .order_by(Enrollment.trial_id)
+    ).all()
+    out: dict[int, str] = {}
+    for case_id, other in rows:
+        out.setdefault(case_id, other)
+    return out
+
+
+def _next_sequence(session: Session, column: Any, trial_id: str) -> int:
+    table = column.class_
+    return int(session.scalar(select(func.coalesce(func.max(column), 0)).where(table.trial_id == trial_id)) or 0) + 1
+
+
+def _stratum_counts(session: Session, trial_id: str, only: str | None = None) -> Counter[str]:
+    query = select(Assignment.stratum, func.count()).where(Assignment.trial_id == trial_id)
+    if only is not None:
+        query = query.where(Assignment.stratum == only)
+    rows = session.execute(query.group_by(Assignment.stratum)).all()
+    return Counter({stratum: int(n) for stratum, n in rows})
+
+
+def _minimization_state(session: Session, trial_id: str) -> MinimizationState:
+    state: MinimizationState = {}
+    for stratum, arm in session.execute(
+        select(Assignment.stratum, Assignment.arm).where(Assignment.trial_id == trial_id).order_by(Assignment.sequence)
+    ):
+        minimization_add(state, _loads(stratum), arm)
+    return state
+
+
+def _loads(stratum: str) -> dict[str, str]:
+    import json
+
+    return dict(json.loads(stratum))
+
+
+def _allocation_payload(a: Assignment) -> dict[str, Any]:
+    return {
+        "sequence": a.sequence, "unit": a.unit, "unit_key": a.unit_key, "stratum": a.stratum,
+        "stratum_sequence": a.stratum_sequence, "block": a.block, "block_size": a.block_size, "arm": a.arm,
+        "probabilities": a.probabilities, "method": a.method, "algorithm": a.algorithm,
+        "protocol_version": a.protocol_version, "enrolled_on": a.enrolled_on.isoformat(),
+    }
+
+
+def _enrollment_payload(e: Enrollment, case_key: str, assignment_sequence: int) -> dict[str, Any]:
+    return {
+        "sequence": e.sequence, "case_key": case_key, "arm": e.arm, "cluster": e.cluster,
+        "assignment_sequence": assignment_sequence, "case_revision": e.case_revision,
+        "enrolled_on": e.enrolled_on.isoformat(),
+    }
+
+
+@dataclass
+class _Unit:
+    unit_key: str
+    values: dict[str, str]
+    case: Case | None = None
+
+
+def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_on: dt.date,
+              assigned_at: dt.datetime) -> list[Assignment]:
+    """Randomize units (already in their enrollment order) with the protocol's method."""
+    protocol, trial = ctx.protocol, ctx.trial
+    method = protocol.stratification.method
+    seq = _next_sequence(session, Assignment.sequence, trial.id)
+    keys = {stratum_key(u.values) for u in units}
+    done = _stratum_counts(session, trial.id, next(iter(keys)) if len(keys) == 1 else None)
+    out: list[Assignment] = []
+    complete: dict[str, tuple[str, int]] = {}
+    batch = None
+    state: MinimizationState = {}
+    if method == "complete":
+        batch = int(session.scalar(select(func.coalesce(func.max(Assignment.block), 0)).where(
+            Assignment.trial_id == trial.id)) or 0) + 1
+        complete = complete_allocation(trial.seed, batch, [(u.unit_key, stratum_key(u.values)) for u in units],
+                                       protocol.arms)
+    elif method == "minimization":
+        state = _minimization_state(session, trial.id)
+    for unit in units:
+        key = stratum_key(unit.values)
+        done[key] += 1
+        if method == "permuted_blocks":
+            allocation = permuted_blocks_allocation(trial.seed, key, done[key], protocol.arms,
+                                                    protocol.stratification.block_sizes)
+        elif method == "complete":
+            arm, size = complete[unit.unit_key]
+            allocation = Allocation(arm, batch, size, weight_probabilities(protocol.arms))
+        else:
+            allocation = minimization_choice(trial.seed, seq, state, unit.values, protocol.arms,
+                                             protocol.stratification.minimization_probability)
+            minimization_add(state, unit.values, allocation.arm)
+        out.append(Assignment(
+            trial_id=trial.id, protocol_version=ctx.version, unit=protocol.unit, unit_key=unit.unit_key,
+            case_id=unit.case.id if unit.case is not None and protocol.unit == "case" else None,
+            sequence=seq, stratum=key, stratum_label=stratum_label(unit.values), stratum_sequence=done[key],
+            arm=allocation.arm, method=method, algorithm=ALGORITHM, block=allocation.block,
+            block_size=allocation.block_size, probabilities=allocation.probabilities, enrolled_on=enrolled_on,
+            assigned_at=assigned_at,
+        ))
+        seq += 1
+    return out
+
+
+@dataclass
+class AssignResult:
+    """What `assign_all` did (or, with dry_run, would do: never which arm)."""
+
+    trial_id: str
+    dry_run: bool
+    unit: str
+    method: str
+    randomized: int
+    enrolled: int
+    by_arm: dict[str, int]
+    strata: dict[str, int]
+    too_small: list[str]
+    skipped: dict[str, int]
+    overlapping: dict[str, int]
+    audit_seq: int | None = None
+
+
+def _eligible_cases(session: Session, ctx: TrialContext) -> tuple[list[Case], dict[str, int], dict[str, int]]:
+    """Cases not yet enrolled in this trial that the protocol admits, and why others are not."""
+    enrolled = set(session.scalars(select(Enrollment.case_id).where(Enrollment.trial_id == ctx.trial.id)))
+    elsewhere = {} if ctx.protocol.allow_overlap else _other_active_trials(session, ctx.trial.id)
+    skipped: Counter[str] = Counter()
+    overlapping: Counter[str] = Counter()
+    eligible: list[Case] = []
+    for case in session.scalars(select(Case).order_by(Case.case_key)):
+        if case.id in enrolled:
+            continue
+        reason = ineligibility(ctx.protocol, case)
+        if reason is not None:
+            skipped[_reason_kind(reason)] += 1
+        elif case.id in elsewhere:
+            overlapping[elsewhere[case.id]] += 1
+        else:
+            eligible.append(case)
+    return eligible, dict(skipped), dict(overlapping)
+
+
+def _reason_kind(reason: str) -> str:
+    for kind in ("benefit type", "primary barrier", "below the minimum", "above the maximum", "team", "the case has no"):
+        if kind in reason:
+            return {"below the minimum": "months below minimum", "above the maximum": "months above maximum",
+                    "the case has no": "no cluster"}.get(kind, kind)
+    return "other"
+
+
+def _cluster_units(ctx: TrialContext, cases: list[Case], already: set[str]) -> list[_Unit]:
+    unit = ctx.protocol.unit
+    members: dict[str, list[Case]] = defaultdict(list)
+    for case in cases:
+        members[str(getattr(case, unit))].append(case)
+    units = []
+    for name, group in members.items():
+        if name in already:
+            continue
+        teams = Counter(c.team for c in group if c.team)
+        team = name if unit == "team" else (min(teams, key=lambda t: (-teams[t], t)) if teams else None)
+        units.append(_Unit(name, cluster_stratum(ctx.protocol, len(group), team)))
+    return units
+
+
+def assign_all(session: Session, trial_id: str, enrolled_on: dt.date | None = None,
+               dry_run: bool = False) -> AssignResult:
+    """Randomize every eligible, not yet enrolled case (or cluster) of a trial in this transaction.
+
+    Units are ordered by `order_key` (a keyed hash of their key), so the result does not depend
+    on the order cases were imported. In a cluster trial the clusters not yet randomized are
+    randomized first, then every eligible case is enrolled into its cluster's arm.
+    """
+    ctx = trial_context(session, trial_id)
+    protocol, trial = ctx.protocol, ctx.trial
+    enrolled_on = enrolled_on or dt.date.today()
+    cases, skipped, overlapping = _eligible_cases(session, ctx)
+    if protocol.unit == "case":
+        units = [_Unit(c.case_key, case_stratum(protocol, frozen_case(c)), c) for c in cases]
+    else:
+        already = set(session.scalars(select(Assignment.unit_key).where(Assignment.trial_id == trial_id)))
+        units = _cluster_units(ctx, cases, already)
+    units.sort(key=lambda u: order_key(trial.seed, u.unit_key))
+    strata = Counter(stratum_label(u.values) for u in units)
+    from trials.strata import stratum_sizes
+
+    too_small = [s.label for s in stratum_sizes(protocol, [u.values for u in units]) if s.too_small]
+    result = AssignResult(trial_id, dry_run, protocol.unit, protocol.stratification.method, len(units), len(cases),
+                          {}, dict(strata), too_small, skipped, overlapping)
+    if dry_run or not cases:
+        return result
+    now = utcnow()
+    assignments = _allocate(session, ctx, units, enrolled_on, now)
+    enrollments = _enrollments_for(session, ctx, cases, assignments, enrolled_on, now)
+    event = record_event(session, "trial_assigned", trial_id=trial_id, payload={
+        "protocol_version": ctx.version, "algorithm": ALGORITHM, "method": protocol.stratification.method,
+        "enrolled_on": enrolled_on.isoformat(), "allocations": [_allocation_payload(a) for a in assignments],
+        "enrollments": [_enrollment_payload(e, k, s) for e, k, s in enrollments],
+    })
+    _store(session, assignments, enrollments, event.seq)
+    result.by_arm = dict(Counter(e.arm for e, _k, _s in enrollments))
+    result.audit_seq = event.seq
+    return result
+
+
+def _enrollments_for(session: Session, ctx: TrialContext, cases: list[Case], new: list[Assignment],
+                     enrolled_on: dt.date, now: dt.datetime) -> list[tuple[Enrollment, str, int]]:
+    """Enrollment rows (not yet added) for cases, pointing at their own or their cluster's assignment."""
+    protocol = ctx.protocol
+    seq = _next_sequence(session, Enrollment.sequence, ctx.trial.id)
+    if protocol.unit == "case":
+        by_key = {a.unit_key: a for a in new}
+        ordered = [(c, by_key[c.case_key]) for c in sorted(cases, key=lambda c: by_key[c.case_key].sequence)]
+    else:
+        clusters = {a.unit_key: a for a in session.scalars(
+            select(Assignment).where(Assignment.trial_id == ctx.trial.id))}
+        clusters.update({a.unit_key: a for a in new})
+        ordered = sorted(((c, clusters[str(getattr(c, protocol.unit))]) for c in cases),
+                         key=lambda pair: (pair[1].sequence, order_key(ctx.trial.seed, pair[0].case_key)))
+    out = []
+    for case, assignment in ordered:
+        enrollment = Enrollment(
+            trial_id=ctx.trial.id, case_id=case.id, arm=assignment.arm,
+            cluster=assignment.unit_key if protocol.unit != "case" else None, sequence=seq,
+            case_revision=case.revision, frozen=frozen_case(case), enrolled_on=enrolled_on, enrolled_at=now,
+        )
+        enrollment._assignment = assignment  # type: ignore[attr-defined]
+        out.append((enrollment, case.case_key, assignment.sequence))
+        seq += 1
+    return out
+
+
+def _store(session: Session, assignments: list[Assignment], enrollments: list[tuple[Enrollment, str, int]],
+           audit_seq: int) -> None:
+    for a in assignments:
+        a.audit_seq = audit_seq
+    session.add_all(assignments)
+    session.flush()
+    for e, _key, _seq in enrollments:
+        e.assignment_id = e._assignment.id  # type: ignore[attr-defined]
+    session.add_all([e for e, _k, _s in enrollments])
+    session.flush()
+
+
+@dataclass
+class EnrollResult:
+    """One enrolled case: its arm (shown to the project lead) and where it sits in the trial."""
+
+    case_key: str
+    arm: str
+    sequence: int
+    stratum: str
+    cluster: str | None
+    audit_seq: int
+
+
+def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "argument") -> Case | str:
+    """The case named by a case id or a CPR number, or a one-line problem (never echoing a CPR)."""
+    from trials.pseudonym import case_key, looks_like_cpr, parse_cpr
+
+    if parse_cpr(ref) is not None:
+        if key is None:
+            return f"{source}: a CPR number needs the pseudonymisation key (--key-file)"
+        found = session.scalars(select(Case).where(Case.case_key == case_key(ref, "cpr", key))).first()
+        if found is None:
+            # a case id that happens to look like a CPR number
+            found = session.scalars(select(Case).where(Case.case_key == ref.strip())).first()
+        return found if found is not None else f"{source}: no case with this CPR number is in the case pool"
+    found = session.scalars(select(Case).where(Case.case_key == ref.strip())).first()
+    if found is None:
+        if looks_like_cpr(ref):
+            return f"{source}: looks like a CPR number but is not a valid one"
+        return f"{source}: no case {ref.strip()!r} in the case pool (import it with `trials cases import`)"
+    return found
+
+
+def _enrollment_refusal(session: Session, ctx: TrialContext, case: Case) -> str | None:
+    existing = session.scalars(select(Enrollment).where(Enrollment.trial_id == ctx.trial.id,
+                                                        Enrollment.case_id == case.id)).first()
+    if existing is not None:
+        return f"case {case.case_key if case.id_kind != 'cpr' else '(CPR given)'} is already enrolled in {ctx.trial.id}"
+    reason = ineligibility(ctx.protocol, case)
+    if reason is not None:
+        return f"case is not eligible for {ctx.trial.id}: {reason}"
+    if not ctx.protocol.allow_overlap:
+        other = session.scalars(
+            select(Enrollment.trial_id).join(Trial, Trial.id == Enrollment.trial_id)
+            .where(Enrollment.case_id == case.id, Enrollment.trial_id != ctx.trial.id, Trial.closed_at.is_(None))
+            .order_by(Enrollment.trial_id)
+        ).first()
+        if other is not None:
+            return (f"case is already enrolled in the active trial {other!r} and {ctx.trial.id!r} does not allow "
+                    "overlap (allow_overlap = true in its protocol)")
+    if ctx.protocol.unit in CLUSTER_UNITS:
+        cluster = str(getattr(case, ctx.protocol.unit))
+        found = session.scalars(select(Assignment.id).where(Assignment.trial_id == ctx.trial.id,
+                                                            Assignment.unit_key == cluster)).first()
+        if found is None:
+            return (f"the case's {ctx.protocol.unit} {cluster!r} is not randomized in {ctx.trial.id} "
+                    f"(run `trials assign {ctx.trial.id}` to randomize new clusters)")
+    return None
+
+
+def enroll(session: Session, trial_id: str, case_ref: str, enrolled_on: dt.date | None = None,
+           key: bytes | None = None) -> EnrollResult:
+    """Rolling enrollment of one case; continues the per-stratum block state. Call in write_session."""
+    return enroll_many(session, trial_id, [case_ref], enrolled_on, key)[0]
+
+
+def enroll_many(session: Session, trial_id: str, case_refs: Sequence[str], enrolled_on: dt.date | None = None,
+                key: bytes | None = None) -> list[EnrollResult]:
+    """Enroll cases one after another; every case is checked first and nothing is written if any fails."""
+    ctx = trial_context(session, trial_id)
+    enrolled_on = enrolled_on or dt.date.today()
+    problems: list[Problem] = []
+    cases: list[Case] = []
+    seen: set[int] = set()
+    for position, ref in enumerate(case_refs, start=1):
+        source = f"case {position}"
+        found = resolve_case(session, ref, key, source)
+        if isinstance(found, str):
+            problems.append(Problem("enroll", found))
+            continue
+        refusal = _enrollment_refusal(session, ctx, found)
+        if refusal is None and found.id in seen:
+            refusal = "the same case is named twice"
+        if refusal is not None:
+            problems.append(Problem("enroll", f"{source}: {refusal}"))
+        seen.add(found.id)
+        cases.append(found)
+    if problems:
+        raise InputError(problems)
+    results = []
+    for case in cases:
+        now = utcnow()
+        if ctx.protocol.unit == "case":
+            new = _allocate(session, ctx, [_Unit(case.case_key, case_stratum(ctx.protocol, frozen_case(case)), case)],
+                            enrolled_on, now)
+        else:
+            new = []
+        enrollments = _enrollments_for(session, ctx, [case], new, enrolled_on, now)
+        event = record_event(session, "case_enrolled", trial_id=trial_id, payload={
+            "protocol_version": ctx.version, "algorithm": ALGORITHM, "method": ctx.protocol.stratification.method,
+            "enrolled_on": enrolled_on.isoformat(), "allocations": [_allocation_payload(a) for a in new],
+            "enrollments": [_enrollment_payload(e, k, s) for e, k, s in enrollments],
+        })
+        _store(session, new, enrollments, event.seq)
+        enrollment, _k, _s = enrollments[0]
+        assignment = enrollment._assignment  # type: ignore[attr-defined]
+        results.append(EnrollResult(case.case_key, enrollment.arm, enrollment.sequence, assignment.stratum_label,
+                                    enrollment.cluster, event.seq))
+    return results
+
+
+@dataclass
+class CloseResult:
+    trial_id: str
+    closed_at: dt.datetime
+    seed: str
+    partial_blocks: list[dict[str, Any]] = field(default_factory=list)
+    audit_seq: int = 0
+
+
+def open_blocks(session: Session, trial_id: str) -> list[dict[str, Any]]:
+    """Permuted blocks started but not filled, per stratum (the last block of each stratum)."""
+    rows = session.execute(
+        select(Assignment.stratum, Assignment.stratum_label, Assignment.block, Assignment.block_size, func.count())
+        .where(Assignment.trial_id == trial_id, Assignment.method == "permuted_blocks")
+        .group_by(Assignment.stratum, Assignment.stratum_label, Assignment.block, Assignment.block_size)
+        .order_by(Assignment.stratum, Assignment.block)
+    ).all()
+    return [{"stratum": label, "block": block, "block_size": size, "filled": int(n)}
+            for _s, label, block, size, n in rows if size is not None and n < size]
+
+
+def close(session: Session, trial_id: str) -> CloseResult:
+    """Close enrollment: reveal the seed into the audit log and record the open partial blocks."""
+    ctx = trial_context(session, trial_id)
+    partial = open_blocks(session, trial_id)
+    now = utcnow()
+    ctx.trial.closed_at = now
+    session.flush()
+    event = record_event(session, "trial_closed", trial_id=trial_id, payload={
+        "seed": ctx.trial.seed, "seed_commitment": ctx.trial.seed_commitment, "partial_blocks": len(partial),
+        "open_blocks": partial,
+    })
+    return CloseResult(trial_id, now, ctx.trial.seed, partial, event.seq)
+
+
+def record_enrollment_event(session: Session, trial_id: str, case_ref: str, kind: str, reason: str,
+                            effective_on: dt.date | None = None, key: bytes | None = None) -> EnrollmentEvent:
+    """Withdrawal, crossover or non-compliance beside the assignment, never instead of it."""
+    if kind not in ENROLLMENT_EVENT_KINDS:
+        raise InputError([f"--kind must be one of {', '.join(ENROLLMENT_EVENT_KINDS)}"])
+    if not reason.strip():
+        raise InputError(["--reason must say why (it is kept in the audit log)"])
+    if session.get(Trial, trial_id) is None:
+        raise NotFound(f"no trial {trial_id!r} is registered (see `trials protocol list`)")
+    found = resolve_case(session, case_ref, key, "CASE_ID")
+    if isinstance(found, str):
+        raise NotFound(found)
+    enrollment = session.scalars(select(Enrollment).where(Enrollment.trial_id == trial_id,
+                                                          Enrollment.case_id == found.id)).first()
+    if enrollment is None:
+        raise NotFound(f"the case is not enrolled in {trial_id}")
+    effective_on = effective_on or dt.date.today()
+    if effective_on < enrollment.enrolled_on:
+        raise InputError([f"--effective-on {effective_on} is before the enrollment date {enrollment.enrolled_on}"])
+    event = EnrollmentEvent(enrollment_id=enrollment.id, kind=kind, reason=reason, effective_on=effective_on,
+                            recorded_at=utcnow())
+    session.add(event)
+    session.flush()
+    record_event(session, "enrollment_event", trial_id=trial_id, payload={
+        "case_key": found.case_key, "enrollment_sequence": enrollment.sequence, "kind": kind, "reason": reason,
+        "effective_on": effective_on.isoformat(), "arm": enrollment.arm,
+    })
+    return event
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+EXPORT_COLUMNS = ["case_id", "arm", "stratum", "sequence", "block", "method", "assigned_at"]
+
+
+def export_assignments(session: Session, trial_id: str) -> tuple[list[str], list[list[str]]]:
+    """The rows of `trials assignments export`: one per enrolled case, in enrollment order."""
+    ctx = trial_context(session, trial_id, for_writing=False)
+    arms = list(ctx.protocol.arms)
+    cluster_trial = ctx.protocol.unit in CLUSTER_UNITS
+    header = EXPORT_COLUMNS + [f"p_{arm}" for arm in arms] + (["cluster"] if cluster_trial else [])
+    rows = []
+    query = (select(Enrollment, Assignment, Case.case_key)
+             .join(Assignment, Assignment.id == Enrollment.assignment_id)
+             .join(Case, Case.id == Enrollment.case_id)
+             .where(Enrollment.trial_id == trial_id).order_by(Enrollment.sequence))
+    for enrollment, assignment, case_key in session.execute(query):
+        row = [case_key, enrollment.arm, assignment.stratum_label, str(enrollment.sequence),
+               "" if assignment.block is None else str(assignment.block), assignment.method,
+               assignment.assigned_at.astimezone(dt.UTC).isoformat(timespec="microseconds")]
+        row += [repr(float(assignment.probabilities.get(arm, 0.0))) for arm in arms]
+        if cluster_trial:
+            row.append(enrollment.cluster or "")
+        rows.append(row)
+    return header, rows
+
+
+def write_assignments_csv(session: Session, trial_id: str, path: Any) -> int:
+    """Write the export as UTF-8 CSV with formula-like text neutralised; returns the row count."""
+    import csv
+
+    from trials.tabular import neutralise_formula
+
+    header, rows = export_assignments(session, trial_id)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([neutralise_formula(cell) for cell in row])
+    return len(rows)
+
+
+# --- randomization inference --------------------------------------------------------------------
+
+
+@dataclass
+class Design:
+    """A trial's randomization as registered, for re-running it with fresh randomness.
+
+    Rows are the trial's enrollments in enrollment order (`case_ids` are cases.id, `case_keys`
+    the stored keys); `arm_index` codes the observed arm as its position in `arms` (protocol
+    order). `rerandomize(R, rng)` returns an (R, n) integer array of arm indices drawn by
+    re-running the registered procedure (method, strata frozen at randomization, block sizes,
+    weights, clusters) with the numpy Generator `rng` instead of the seed.
+    """
+
+    trial_id: str
+    method: str
+    arms: list[str]
+    weights: list[int]
+    block_sizes: list[int]
+    minimization_probability: float
+    case_ids: list[int]
+    case_keys: list[str]
+    arm_index: list[int]
+    unit_strata: list[str]
+    unit_blocks: list[int | None]
+    unit_of_row: list[int]
+    stratum_of_row: list[str]
+
+    def rerandomize(self, n_rep: int, rng: np.random.Generator) -> NDArray[np.int_]:
+        return rerandomize(self, n_rep, rng)
+
+
+def load_design(session: Session, trial_id: str) -> Design:
+    """The design of a trial from its enrollments and assignments (see `Design`)."""
+    ctx = trial_context(session, trial_id, for_writing=False)
+    protocol = ctx.protocol
+    arms = list(protocol.arms)
+    units = session.scalars(select(Assignment).where(Assignment.trial_id == trial_id)
+                            .order_by(Assignment.sequence)).all()
+    position = {a.id: i for i, a in enumerate(units)}
+    rows = session.execute(select(Enrollment, Case.case_key).join(Case, Case.id == Enrollment.case_id)
+                           .where(Enrollment.trial_id == trial_id).order_by(Enrollment.sequence)).all()
+    strata_of_unit = [a.stratum for a in units]
+    return Design(
+        trial_id=trial_id, method=protocol.stratification.method, arms=arms,
+        weights=[protocol.arms[a] for a in arms], block_sizes=list(protocol.stratification.block_sizes),
+        minimization_probability=protocol.stratification.minimization_probability,
+        case_ids=[e.case_id for e, _k in rows], case_keys=[k for _e, k in rows],
+        arm_index=[arms.index(e.arm) for e, _k in rows], unit_strata=strata_of_unit,
+        unit_blocks=[a.block for a in units],
+        unit_of_row=[position[e.assignment_id] for e, _k in rows],
+        stratum_of_row=[strata_of_unit[position[e.assignment_id]] for e, _k in rows],
+    )
+
+
+def rerandomize(design: Design, n_rep: int, rng: np.random.Generator) -> NDArray[np.int_]:
+    """An (n_rep, n_enrollments) array of arm indices from re-running the design's procedure.
+
+    Units (cases, or clusters in a cluster trial) are re-randomized in their original order
+    and strata; every enrolled case takes its unit's arm. Permuted blocks are vectorised over
+    replicates (random block sizes, random permutations); complete randomization reuses the
+    dependent rounding of `complete_counts` driven by `rng`; minimization replays the units in
+    order, vectorised over replicates.
+    """
+    import numpy as np
+
+    n_units = len(design.unit_strata)
+    weights = np.asarray(design.weights)
+    k = len(design.arms)
+    unit_arms = np.zeros((n_rep, n_units), dtype=np.int64)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, stratum in enumerate(design.unit_strata):
+        groups[stratum].append(i)
+    if design.method == "permuted_blocks":
+        sizes = np.asarray(design.block_sizes)
+        lmax = int(sizes.max())
+        total = int(weights.sum())
+        patterns = np.full((len(sizes), lmax), -1, dtype=np.int64)
+        for j, size in enumerate(sizes):
+            pattern = np.repeat(np.arange(k), weights * int(size) // total)
+            patterns[j, :len(pattern)] = pattern
+        for idx in groups.values():
+            n_s = len(idx)
+            n_blocks = -(-n_s // int(sizes.min()))
+            choice = rng.integers(0, len(sizes), size=(n_rep, n_blocks))
+            lengths = sizes[choice]
+            keys = rng.random((n_rep, n_blocks, lmax))
+            offsets = np.arange(lmax)
+            keys[offsets[None, None, :] >= lengths[:, :, None]] = np.inf
+            order = np.argsort(keys, axis=2)
+            drawn = np.take_along_axis(np.broadcast_to(patterns[choice], order.shape), order, axis=2)
+            valid = (offsets[None, None, :] < lengths[:, :, None]).reshape(n_rep, -1)
+            flat = drawn.reshape(n_rep, -1)
+            first = np.argsort(~valid, axis=1, kind="stable")[:, :n_s]
+            unit_arms[:, idx] = np.take_along_axis(flat, first, axis=1)
+    elif design.method == "complete":
+        arms_map = dict(zip(design.arms, design.weights, strict=True))
+        batches: dict[int | None, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for i, (stratum, batch) in enumerate(zip(design.unit_strata, design.unit_blocks, strict=True)):
+            batches[batch][stratum].append(i)
+
+        def draw(p: Fraction) -> bool:
+            return bool(rng.random() < float(p))
+
+        for r in range(n_rep):
+            for members in batches.values():
+                counts = complete_counts({s: len(idx) for s, idx in members.items()}, arms_map, draw=draw)
+                for stratum, idx in members.items():
+                    pool = np.repeat(np.arange(k), [counts[stratum][a] for a in design.arms])
+                    unit_arms[r, idx] = rng.permutation(pool)
+    else:
+        p = design.minimization_probability
+        factor_values = [_loads(s) for s in design.unit_strata]
+        factors = sorted({f for values in factor_values for f in values})
+        level_ids = {f: {v: i for i, v in enumerate(sorted({vals[f] for vals in factor_values}))} for f in factors}
+        counts_by_factor = {f: np.zeros((n_rep, len(level_ids[f]), k)) for f in factors}
+        rows = np.arange(n_rep)
+        for i, values in enumerate(factor_values):
+            scores = np.zeros((n_rep, k))
+            for f in factors:
+                level = counts_by_factor[f][:, level_ids[f][values[f]], :]
+                for c in range(k):
+                    trial_counts = level.copy()
+                    trial_counts[:, c] += 1
+                    ratios = trial_counts / weights
+                    scores[:, c] += ratios.max(axis=1) - ratios.min(axis=1)
+            best = scores.min(axis=1, keepdims=True)
+            tied = scores <= best + 1e-12
+            all_tied = tied.all(axis=1, keepdims=True)
+            tied_w = (tied * weights).sum(axis=1, keepdims=True)
+            rest_w = (~tied * weights).sum(axis=1, keepdims=True)
+            probs = np.where(tied, p * weights / tied_w, (1 - p) * weights / np.maximum(rest_w, 1))
+            probs = np.where(all_tied, weights / weights.sum(), probs)
+            u = rng.random((n_rep, 1))
+            choice = (u >= np.cumsum(probs, axis=1)).sum(axis=1).clip(max=k - 1)
+            unit_arms[:, i] = choice
+            for f in factors:
+                counts_by_factor[f][rows, level_ids[f][values[f]], choice] += 1
+    return unit_arms[:, np.asarray(design.unit_of_row, dtype=np.int64)]
