@@ -342,7 +342,7 @@ def test_cluster_trial_randomizes_clusters_and_cases_inherit(engine: Engine) -> 
         assert sorted(Counter(a.arm for a in rows if a.stratum_label == f"team={team}").values()) == [1, 2]
     with db.read_session(engine) as session:
         for enrollment in session.scalars(select(Enrollment).where(Enrollment.trial_id == trial)):
-            assert enrollment.arm == clusters[enrollment.cluster]
+            assert enrollment.arm == clusters[str(enrollment.cluster)]
     with db.write_session(engine) as session:
         add_cases(session, 1, prefix="L", caseworker="anna")
         add_cases(session, 1, prefix="M", caseworker="new-worker")
