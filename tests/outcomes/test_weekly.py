@@ -277,3 +277,31 @@ def _other_protocol() -> str:
     from tests.outcomes.conftest import PROTOCOL
 
     return PROTOCOL.replace('"outcome-test"', '"other-trial"')
+
+
+def test_short_and_long_rows_are_reported_with_their_line(enroll, trials_cli, tmp_path: Path, mapping_file) -> None:
+    enroll([Person("A1", MONDAY)])
+    path = tmp_path / "cut.csv"
+    path.write_text("case_id,week,status\r\nA1,2025-W02,890\r\n\r\nA1,2025-W03\r\nA1,2025-W04,890,1\r\nA1,2025-W05")
+    result = trials_cli("outcomes", "import-weekly", TRIAL, path, "--as-of", "2025-03-03", "--mapping", mapping_file)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: cut.csv, row 4: has 2 fields, the header has 3",
+        "error: cut.csv, row 5: has 4 fields, the header has 3",
+        "error: cut.csv, row 6: has 2 fields, the header has 3 (is the file cut short?)",
+    ]
+
+
+def test_field_counts_across_read_blocks(tmp_path: Path) -> None:
+    """Lines that straddle the reader's 4 MiB blocks are counted once, with the right number."""
+    from trials.outcomes.weekly import WeeklyReader
+
+    rows = ["case_id,week,status"] + [f"C{i},2025-W02,890" for i in range(400_000)]
+    rows[300_000] = "C1,2025-W02"
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(rows) + "\n")
+    reader = WeeklyReader.__new__(WeeklyReader)
+    reader.path = path
+    with pytest.raises(InputError) as caught:
+        reader._check_fields(",")
+    assert caught.value.lines() == ["big.csv, row 300001: has 2 fields, the header has 3"]

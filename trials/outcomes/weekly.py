@@ -10,6 +10,7 @@ blocks of cases. Nothing is written unless the whole file is valid.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -122,6 +123,7 @@ class WeeklyReader:
         self.gaps_as_censoring = gaps_as_censoring
         self.progress = progress
         self.chunk_rows = chunk_rows
+        self.sha256 = ""
 
     # --- reading ------------------------------------------------------------------------
 
@@ -131,14 +133,77 @@ class WeeklyReader:
         if not head.strip():
             raise InputError([Problem(self.path.name, "the file is empty")])
         if head.startswith(XLSX_MAGIC):
+            self.sha256 = file_sha256(self.path)
             return self._scan(self._xlsx_chunks())
         encoding, delimiter = self._sniff(head)
+        self.sha256 = self._check_fields(delimiter)
         try:
             return self._scan(self._csv_chunks(encoding, delimiter))
         except UnicodeDecodeError:
             if encoding == "cp1252":
                 raise InputError([Problem(self.path.name, "not UTF-8 or Windows-1252 text")]) from None
             return self._scan(self._csv_chunks("cp1252", delimiter))
+
+    def _check_fields(self, delimiter: str) -> str:
+        """One pass over the bytes: the SHA-256, and every line whose number of fields differs from
+        the header's (a short row would otherwise read as an empty status). Lines are counted
+        directly while the file has no quote character; after one, quoted fields may hold
+        delimiters and line breaks, and the CSV parser's own checks take over."""
+        digest = hashlib.sha256()
+        sep, newline, quote = ord(delimiter), ord("\n"), ord('"')
+        expected: int | None = None
+        line = 1  # the line number of the first line starting in the current block
+        carry_fields, carry_bytes = 0, 0
+        quoted = False
+        problems: list[Problem] = []
+        count = 0
+        with self.path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+                if quoted:
+                    continue
+                data = np.frombuffer(block, dtype=np.uint8)
+                if (data == quote).any():
+                    quoted = True
+                    continue
+                ends = np.flatnonzero(data == newline)
+                # separators per line: which line each separator falls in (the last bin is the
+                # unfinished line carried into the next block)
+                per_line = np.bincount(np.searchsorted(ends, np.flatnonzero(data == sep)), minlength=len(ends) + 1)
+                fields = per_line[:-1].astype(np.int64)
+                lengths = np.empty(len(ends), dtype=np.int64)
+                if len(ends):
+                    fields[0] += carry_fields
+                    lengths[0] = ends[0] + carry_bytes
+                    lengths[1:] = np.diff(ends) - 1
+                    carry_fields = int(per_line[-1])
+                    carry_bytes = len(data) - int(ends[-1]) - 1
+                else:
+                    carry_fields += int(per_line[-1])
+                    carry_bytes += len(data)
+                if expected is None and len(ends):
+                    expected = int(fields[0])
+                line_start = line
+                line += len(ends)
+                blank = (lengths == 0) | ((lengths == 1) & (data[np.maximum(ends - 1, 0)] == ord("\r")))
+                if expected is None:
+                    continue
+                bad = np.flatnonzero((fields != expected) & ~blank)
+                for i in bad:
+                    count += 1
+                    if len(problems) < MAX_PROBLEMS:
+                        problems.append(Problem(self.path.name, f"has {int(fields[i]) + 1} fields, the header has "
+                                                f"{expected + 1}", row=line_start + int(i)))
+        if not quoted and carry_bytes and expected is not None and carry_fields != expected:
+            count += 1
+            problems.append(Problem(self.path.name, f"has {carry_fields + 1} fields, the header has {expected + 1} "
+                                    "(is the file cut short?)", row=line))
+        if problems:
+            extra: list[Problem | str] = []
+            if count > len(problems):
+                extra.append(f"{self.path.name}: ... and {count - len(problems)} more problems")
+            raise InputError([*problems, *extra])
+        return digest.hexdigest()
 
     def _sniff(self, head: bytes) -> tuple[str, str]:
         if b"\x00" in head:
@@ -401,7 +466,7 @@ def import_weekly(session: Session, trial_id: str, path: Path, as_of: dt.date, k
 
     derived = derive_matrix(matrix, categories.classes, definition)
     del matrix
-    sha = file_sha256(path)
+    sha = reader.sha256
     options = {
         "protocol_version": latest_version(session, trial_id).version,
         "gaps_as_censoring": gaps_as_censoring,
