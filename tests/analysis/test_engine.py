@@ -9,6 +9,8 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trials import __version__
 from trials.analysis.engine import AnalysisOptions, analyse, contract_schema, horizon_key
@@ -133,3 +135,19 @@ def test_ties_everywhere(trial: pd.DataFrame) -> None:
 def test_fewer_than_ten_units() -> None:
     frame = pd.DataFrame({"weeks": [3, 5, 8, 2, 9, 4], "event": [1, 0, 1, 1, 1, 0], "arm": ["0", "1"] * 3})
     _warned(frame, "Only 6 units")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 12), st.booleans(), st.sampled_from("ab"), st.sampled_from("xyz"),
+                          st.sampled_from(["", "ordinary_job", "flexjob", "moved"])), min_size=2, max_size=30))
+def test_any_small_frame_gives_a_valid_result(rows: list[tuple[int, bool, str, str, str]]) -> None:
+    """Invariant: any frame with both arms present yields a schema-valid result (warnings, no crash)."""
+    frame = pd.DataFrame(rows, columns=["weeks", "event", "arm", "stratum", "exit"]).assign(
+        event=lambda f: f["event"].astype(int))
+    if frame["arm"].nunique() < 2:
+        frame.loc[0, "arm"] = "b" if frame.loc[0, "arm"] == "a" else "a"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = analyse(frame, AnalysisOptions(time="weeks", event="event", arm="arm", strata=["stratum"],
+                                                competing="exit", ri_replicates=10, horizons=[6, 12]))
+    jsonschema.validate(json.loads(json.dumps(result, allow_nan=False)), contract_schema())

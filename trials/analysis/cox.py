@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 T, E, STRATUM, CLUSTER = "_T", "_E", "_stratum", "_cluster"
 PH_ALPHA = 0.05
+MAX_SE = 5.0  # a log-HR standard error above this means the data carry no information
 
 
 @dataclass
@@ -116,6 +117,10 @@ def cox_contrasts(data: pd.DataFrame, arms: list[tuple[str, str]], control: str,
     out = []
     for name, col in arms:
         b, se = primary.params[col], primary.se[col]
+        if not (np.isfinite(b) and np.isfinite(se)) or se > MAX_SE:
+            log.warn(f"{label}Cox estimate for arm {name} is unstable (too few events or separation); not reported.")
+            out.append({"arm": name, **base, **empty, "method": primary.engine, "cross_check": None})
+            continue
         ph_p = life.ph_p.get(col) if life else None
         if ph_p is not None and ph_p < PH_ALPHA:
             log.warn(f"{label}Proportional hazards doubtful for arm {name} (Schoenfeld test p = {ph_p:.3f}): "

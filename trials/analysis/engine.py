@@ -122,6 +122,7 @@ def analyse(frame: pd.DataFrame, options: AnalysisOptions) -> dict[str, Any]:
         result["subgroups"] = None
     result["business_case"] = _business(prep, options, result["horizons"][horizon_key(last)], log)
     result["targets"] = _targets(prep, options, result["horizons"][horizon_key(last)])
+    result = _finite(result)
     result["warnings"] = log.messages
     result["provenance"] = {
         "software": "trials", "version": __version__,
@@ -130,6 +131,21 @@ def analyse(frame: pd.DataFrame, options: AnalysisOptions) -> dict[str, Any]:
         **dict(options.provenance),
     }
     return result
+
+
+def _finite(value: Any) -> Any:
+    """Plain Python values with every non-finite number (inf, nan) as None, so the JSON is standard."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 def _design_warnings(prep: Prepared, log: WarningLog) -> None:

@@ -37,15 +37,8 @@ def status_contrasts(data: pd.DataFrame, horizon: float, arms: list[tuple[str, s
                  "status and are left out of the status analysis.")
     d = data.loc[known]
     y = reached.loc[known].astype(float).to_numpy()
-    arm_cols = [col for _, col in arms]
-    design = d[arm_cols].astype(float)
-    if strata and d[STRATUM].nunique() > 1:
-        design = pd.concat([design, pd.get_dummies(d[STRATUM], prefix="s", drop_first=True, dtype=float)], axis=1)
-    x = sm.add_constant(design.to_numpy(float), has_constant="add")
-    if cluster:
-        cov_type, cov_kwds = "cluster", {"groups": pd.factorize(d[CLUSTER])[0]}
-    else:
-        cov_type, cov_kwds = "HC1", None
+    cov_type = "cluster" if cluster else "HC1"
+    cov_kwds = {"groups": pd.factorize(d[CLUSTER])[0]} if cluster else None
     base = {"control": control, "n": int(len(y)), "excluded_censored": excluded, "stratified": strata,
             "cov_type": cov_type}
     empty: dict[str, Any] = {"risk_difference": None, "ci": [None, None], "p": None, "odds_ratio": None,
@@ -53,6 +46,11 @@ def status_contrasts(data: pd.DataFrame, horizon: float, arms: list[tuple[str, s
     if len(y) == 0 or y.min() == y.max():
         log.warn(f"{label}Status at week {horizon:g} is the same for every unit; no risk difference or odds ratio.")
         return [{"arm": name, **base, **empty} for name, _ in arms]
+    arm_cols = [col for _, col in arms]
+    design = d[arm_cols].astype(float)
+    if strata and d[STRATUM].nunique() > 1:
+        design = pd.concat([design, pd.get_dummies(d[STRATUM], prefix="s", drop_first=True, dtype=float)], axis=1)
+    x = sm.add_constant(design.to_numpy(float), has_constant="add")
     rd = lo = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -70,7 +68,7 @@ def status_contrasts(data: pd.DataFrame, horizon: float, arms: list[tuple[str, s
     out = []
     for i, (name, _) in enumerate(arms, start=1):
         entry: dict[str, Any] = {"arm": name, **base, **empty}
-        if rd is not None:
+        if rd is not None and np.isfinite(rd.bse[i]):
             b, se = float(rd.params[i]), float(rd.bse[i])
             entry.update(risk_difference=b, ci=[b - Z95 * se, b + Z95 * se], se=se,
                          p=float(2 * norm.sf(abs(b) / se)) if se > 0 else None)
