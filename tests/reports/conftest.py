@@ -58,10 +58,10 @@ def report_input() -> ReportInput:
     baseline = {
         "arms": ["control", "treatment"],
         "rows": [
-            {"variable": "months_unemployed (mean)", "cells": {"control": "14,2", "treatment": "13,9"}, "smd": 0.03,
-             "counts": None, "shares": None},
-            {"variable": "primary_barrier = diffuse", "cells": {}, "smd": -0.08,
-             "counts": {"control": 3, "treatment": 12}, "shares": {"control": 0.02, "treatment": 0.08}},
+            {"variable": "months_unemployed (mean, SD)", "cells": {}, "smd": 0.03, "counts": None, "shares": None,
+             "means": {"control": 14.2, "treatment": 13.9}, "sds": {"control": 20.5, "treatment": 19.0}},
+            {"variable": "primary_barrier = diffuse", "cells": {}, "smd": -0.08, "means": None, "sds": None,
+             "counts": {"control": 3, "treatment": 12}, "shares": {"control": 0.02, "treatment": None}},
         ],
     }
     return ReportInput(info, result, Outcomes(frame.time, frame.event, frame.arm, frame.kind), flow=flow,

@@ -62,7 +62,7 @@ def to_svg(figure: Any, title: str) -> str:
 
 
 def step_curves(curves: Sequence[Curve], *, title: str, xlabel: str, ylabel: str, xmax: float,
-                percent: bool = True) -> str:
+                percent: bool = True, ymax: float = 1.0) -> str:
     """Step curves with shaded CI bands (KM share self-sufficient, cumulative incidence)."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 3.4))
@@ -73,7 +73,7 @@ def step_curves(curves: Sequence[Curve], *, title: str, xlabel: str, ylabel: str
         if curve.lower is not None and curve.upper is not None:
             axes.fill_between(curve.x, curve.lower, curve.upper, step="post", color=colour, alpha=0.18, linewidth=0)
     axes.set_xlim(0, xmax)
-    axes.set_ylim(0, 1)
+    axes.set_ylim(0, ymax)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     if percent:

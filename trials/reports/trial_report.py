@@ -94,18 +94,21 @@ def baseline_table(frame: pd.DataFrame, arms: list[str], control: str) -> dict[s
             continue
         values = frame[column]
         numeric = pd.to_numeric(values, errors="coerce")
+        label = column.removeprefix("covariates_")
         if numeric.notna().sum() == values.notna().sum() and values.notna().any():
-            cells = {arm: f"{numeric[frame['arm'] == arm].mean():.1f} ({numeric[frame['arm'] == arm].std():.1f})"
-                     for arm in arms}
-            rows.append({"variable": f"{column} (mean, SD)", "cells": cells, "counts": None, "shares": None,
-                         "smd": smd(numeric[frame["arm"] == treated].dropna(), numeric[frame["arm"] == control].dropna())})
+            rows.append({
+                "variable": f"{label} (mean, SD)", "cells": {}, "counts": None, "shares": None,
+                "means": {arm: float(numeric[frame["arm"] == arm].mean()) for arm in arms},
+                "sds": {arm: float(numeric[frame["arm"] == arm].std()) for arm in arms},
+                "smd": smd(numeric[frame["arm"] == treated].dropna(), numeric[frame["arm"] == control].dropna()),
+            })
             continue
         for level in sorted(values.dropna().astype(str).unique()):
             indicator = (values.astype(str) == level).astype(float)
             counts = {arm: int(indicator[frame["arm"] == arm].sum()) for arm in arms}
             sizes = {arm: int((frame["arm"] == arm).sum()) for arm in arms}
             rows.append({
-                "variable": f"{column} = {level}", "cells": {}, "counts": counts,
+                "variable": f"{label} = {level}", "cells": {}, "counts": counts, "means": None, "sds": None,
                 "shares": {arm: counts[arm] / sizes[arm] if sizes[arm] and counts[arm] >= 5 else None for arm in arms},
                 "smd": smd(indicator[frame["arm"] == treated], indicator[frame["arm"] == control]),
             })
