@@ -14,10 +14,13 @@ from trials import __version__
 from trials.cli.analysis import analyze, power
 from trials.cli.assign import assign, assignments, balance, close, enroll, enrollment
 from trials.cli.audit import audit
+from trials.cli.cases import cases
 from trials.cli.database import db, init
 from trials.cli.options import AppContext, db_options
 from trials.cli.outcomes import followup, outcomes
+from trials.cli.portfolio import audit_report, portfolio, status
 from trials.cli.protocol import protocol
+from trials.cli.report import report
 from trials.errors import TrialsError
 
 
@@ -46,8 +49,9 @@ def main(ctx: click.Context) -> None:
     ctx.ensure_object(AppContext)
 
 
-for command in (init, db, protocol, analyze, power, outcomes, followup, assign, enroll, balance, close, assignments, enrollment, audit):
+for command in (init, db, protocol, analyze, power, cases, assign, enroll, balance, close, assignments, enrollment, audit, outcomes, followup, report, status, portfolio):
     main.add_command(command)
+audit.add_command(audit_report)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,11 @@ def read_table(path: Path) -> Table:
         raise InputError([Problem(str(path), "file not found")]) from None
     except IsADirectoryError:
         raise InputError([Problem(str(path), "is a folder, not a file")]) from None
+    return read_table_data(data, source)
+
+
+def read_table_data(data: bytes, source: str) -> Table:
+    """Parse the bytes of a CSV or XLSX file (for callers that also hash exactly these bytes)."""
     if not data.strip():
         raise InputError([Problem(source, "the file is empty")])
     if data.startswith(XLSX_MAGIC):
@@ -79,18 +84,19 @@ def read_csv_text(text: str, source: str) -> Table:
     try:
         for cells in reader:
             number = reader.line_num
-            if not any(cell.strip() for cell in cells):
+            stripped = [cell.strip() for cell in cells]
+            if not any(stripped):
                 continue
-            if any(len(cell) > MAX_FIELD_CHARS for cell in cells):
+            if max(map(len, cells)) > MAX_FIELD_CHARS:
                 problems.append(Problem(source, f"a field is longer than {MAX_FIELD_CHARS} characters", row=number))
                 continue
             if header is None:
-                header = [cell.strip() for cell in cells]
+                header = stripped
                 continue
             if len(cells) != len(header):
                 problems.append(Problem(source, f"has {len(cells)} fields, the header has {len(header)}", row=number))
                 continue
-            rows.append((number, [cell.strip() for cell in cells]))
+            rows.append((number, stripped))
     except csv.Error as exc:
         problems.append(Problem(source, f"cannot be read as CSV ({exc})", row=reader.line_num))
     if header is None:
@@ -187,6 +193,7 @@ def match_columns(header: list[str], aliases: Mapping[str, Iterable[str]]) -> di
 
 
 _DANISH_NUMBER = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$")
+_ASCII_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 def parse_decimal(text: str) -> float | None:
@@ -197,6 +204,9 @@ def parse_decimal(text: str) -> float | None:
     if _DANISH_NUMBER.match(value):
         value = value.replace(".", "")
     value = value.replace(",", ".")
+    # float() alone would also take "1_000", "inf" spelled out, and non-ASCII digits.
+    if not _ASCII_NUMBER.fullmatch(value):
+        return None
     try:
         number = float(value)
     except ValueError:
@@ -210,7 +220,7 @@ def parse_date(text: str) -> dt.date | None:
     """ISO (2025-02-17) or Danish (17-02-2025, 17.02.2025, 17/02/2025) dates; None if neither."""
     value = text.strip()
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII):
             return dt.date.fromisoformat(value)
         return _danish_date(value)
     except ValueError:
@@ -218,7 +228,7 @@ def parse_date(text: str) -> dt.date | None:
 
 
 def _danish_date(value: str) -> dt.date | None:
-    match = re.fullmatch(r"(\d{1,2})[-./](\d{1,2})[-./](\d{4})", value)
+    match = re.fullmatch(r"(\d{1,2})[-./](\d{1,2})[-./](\d{4})", value, re.ASCII)
     if not match:
         return None
     day, month, year = (int(g) for g in match.groups())
