@@ -290,6 +290,9 @@ def test_whole_cohort_then_rolling_continues_block_state(engine: Engine) -> None
             assign.enroll(session, trial, f"R{i:05d}", dt.date(2026, 2, 1))
     rows = stored(engine, trial)
     assert [a.sequence for a in rows] == list(range(1, 86))
+    with db.read_session(engine) as session:
+        backdated = assign.backdated_enrollments(session, trial)
+    assert len(backdated) == 85 and {b["enrolled_on"] for b in backdated} == {dt.date(2026, 1, 5), dt.date(2026, 2, 1)}
     by_stratum: dict[str, list[Assignment]] = {}
     for a in rows:
         by_stratum.setdefault(a.stratum, []).append(a)
@@ -535,3 +538,81 @@ def test_cpr_named_case_is_pseudonymised_and_never_printed(engine: Engine, key_f
     with pytest.raises(InputError) as raised, db.write_session(engine) as session:
         assign.enroll(session, trial, "010190-1234", key=key)
     assert "1234" not in str(raised.value)
+
+
+# --- the commands ---------------------------------------------------------------------------------
+
+
+def test_commands_assign_enroll_export_event_close(engine: Engine, trials_cli: Any, key_file: Path,
+                                                  tmp_path: Path) -> None:
+    from trials.models import Trial
+    from trials.pseudonym import load_key
+
+    trial = setup_trial(engine, protocol_text(seed=None), 12)
+    with db.write_session(engine) as session:
+        seed = session.get(Trial, trial).seed  # type: ignore[union-attr]
+        add_cases(session, 1, prefix="L", seed=4)[0].case_key = "=HYPERLINK(1)"
+    outputs = []
+    dry = trials_cli.ok("assign", trial, "--dry-run")
+    assert "would randomize 13 cases" in dry.stdout and "treatment" not in dry.stdout
+    assert stored(engine, trial) == []
+    outputs.append(dry.stdout)
+    outputs.append(trials_cli.ok("assign", trial, "--enrolled-on", "2026-01-05").stdout)
+    with db.write_session(engine) as session:
+        cpr_case = add_cases(session, 1, prefix="P", seed=5)[0]
+        cpr_case.case_key = pseudonymise("0101901234", load_key(key_file))
+        cpr_case.id_kind = "cpr"
+    enrolled = trials_cli.ok("enroll", trial, "010190-1234", "--enrolled-on", "2026-01-07")
+    assert enrolled.stdout.startswith("(CPR given): ") and "1234" not in enrolled.stdout
+    outputs.append(enrolled.stdout)
+    again = trials_cli("enroll", trial, "010190-1234")
+    assert again.exit_code == 2 and "already enrolled" in again.stderr
+    assert "010190" not in again.stderr and "1234" not in again.stderr
+    bad = trials_cli("enroll", trial, "nobody", "--enrolled-on", "2026-13-01")
+    assert bad.exit_code == 2
+    outputs.append(trials_cli.ok("enrollment", "event", trial, "=HYPERLINK(1)", "--kind", "not_treated",
+                                 "--reason", "declined").stdout)
+    target = tmp_path / "assignments.csv"
+    outputs.append(trials_cli.ok("assignments", "export", trial, "-o", target).stdout)
+    with target.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["case_id", "arm", "stratum", "sequence", "block", "method", "assigned_at",
+                             "p_control", "p_treatment"]
+    assert len(rows) == 14 and "'=HYPERLINK(1)" in {r["case_id"] for r in rows}
+    assert {r["p_treatment"] for r in rows} == {"0.5"}
+    outputs.append(trials_cli.ok("audit", "verify").stdout)
+    outputs.append(trials_cli.ok("audit", "log", "--json").stdout)
+    assert all(seed not in out for out in outputs)  # concealment: never shown while open
+    assert seed in trials_cli.ok("close", trial).stdout
+    assert trials_cli.ok("audit", "verify", trial).stdout.startswith("OK: ")
+
+
+def test_cluster_export_has_the_cluster_column(engine: Engine) -> None:
+    trial = setup_trial(engine, protocol_text("teams", unit="team", factors=[], block_sizes=[2]), 10)
+    with db.write_session(engine) as session:
+        assign.assign_all(session, trial)
+    with db.read_session(engine) as session:
+        header, rows = assign.export_assignments(session, trial)
+    assert header[-1] == "cluster" and {r[-1] for r in rows} == {"north", "south"}
+
+
+def test_enroll_imports_nothing_heavy(tmp_path: Path) -> None:
+    """`trials enroll` stays light: a real enrollment in a fresh interpreter loads no numpy/scipy/pandas."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'light.db'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    trial = setup_trial(engine, protocol_text(), 1)
+    engine.dispose()
+    code = (
+        "import sys\nfrom cli import main\n"
+        f"try:\n    main(['--db', {url!r}, 'enroll', {trial!r}, 'C00000'])\nexcept SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'scipy', 'pandas', 'lifelines')))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+    assert ": control" in out.stdout or ": treatment" in out.stdout

@@ -835,6 +835,15 @@ def record_enrollment_event(session: Session, trial_id: str, case_ref: str, kind
     return event
 
 
+def backdated_enrollments(session: Session, trial_id: str) -> list[dict[str, Any]]:
+    """Enrollments whose stated date is before the day they were entered (for the audit report)."""
+    rows = session.execute(select(Enrollment, Case.case_key).join(Case, Case.id == Enrollment.case_id)
+                           .where(Enrollment.trial_id == trial_id).order_by(Enrollment.sequence)).all()
+    return [{"sequence": e.sequence, "case_key": key, "arm": e.arm, "enrolled_on": e.enrolled_on,
+             "entered_at": e.enrolled_at, "days_back": (e.enrolled_at.astimezone(dt.UTC).date() - e.enrolled_on).days}
+            for e, key in rows if e.enrolled_on < e.enrolled_at.astimezone(dt.UTC).date()]
+
+
 # --- export -----------------------------------------------------------------------------------
 
 
