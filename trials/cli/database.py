@@ -52,3 +52,15 @@ def current(app: AppContext) -> None:
     head = database.head_revision()
     state = "up to date" if revision == head else "run `trials db upgrade`"
     click.echo(f"{revision or 'none'} (head {head}: {state})")
+
+
+@db.command(name="grant-auditor")
+@click.argument("role")
+@db_options
+@pass_app
+def grant_auditor(app: AppContext, role: str) -> None:
+    """Give a PostgreSQL ROLE read-only access to the audit, protocol and assignment tables only."""
+    from trials.roles import grant_auditor as grant
+
+    for statement in grant(app.engine(), role):
+        click.echo(statement)
