@@ -39,9 +39,9 @@ def trial_status(session: Session, trial: Trial, today: dt.date | None = None) -
 
     protocol = load_protocol(session, trial.id)
     today = today or dt.date.today()
-    by_arm = Counter(dict(session.execute(
+    by_arm: Counter[str] = Counter({arm: count for arm, count in session.execute(
         select(Enrollment.arm, func.count()).where(Enrollment.trial_id == trial.id).group_by(Enrollment.arm)
-    ).tuples().all()))
+    )})
     enrolled = sum(by_arm.values())
     followup = followup_status(session, trial.id)
     report = _last_report(session, trial.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -45,8 +46,11 @@ def report(app: AppContext, trial_id: str, fmt: str, horizon: list[int] | None, 
            population: str, snapshot: int | None, replicates: int, templates: Path | None,
            output: Path | None) -> None:
     """Analyse a trial (survival analysis of time to self-sufficiency) and write its effect report."""
+    from trials.analysis.warnings import AnalysisWarning
     from trials.reports.trial_report import record_report, render_trial_report
 
+    # Analysis warnings are part of the report (its `warnings`), not stderr noise.
+    warnings.simplefilter("ignore", AnalysisWarning)
     with app.read() as session, progress_bar(replicates * len(horizon or [52, 104]), "randomization inference") as bar:
         rendered = render_trial_report(session, trial_id, output, fmt=fmt, lang=lang, public=public,
                                        population=population, snapshot_id=snapshot, horizons=horizon,
