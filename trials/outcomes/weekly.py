@@ -299,35 +299,43 @@ class WeeklyReader:
         import pandas as pd
 
         id_col, week_col, status_col = header[columns["id"]], header[columns["week"]], header[columns["status"]]
-        values = chunk.iloc[:, [columns["id"], columns["week"], columns["status"]]].to_numpy(dtype=object)
-        blank = (values == "").all(axis=1)
-        if blank.any():
-            values, numbers = values[~blank], numbers[~blank]
-        if not len(values):
+        ids, weeks, statuses = (chunk.iloc[:, columns[name]].to_numpy(dtype=object) for name in ("id", "week", "status"))
+        empty_id = ids == ""
+        if empty_id.any():
+            blank = empty_id & (weeks == "") & (statuses == "")
+            if blank.any():
+                ids, weeks, statuses, numbers = ids[~blank], weeks[~blank], statuses[~blank], numbers[~blank]
+        if not len(ids):
             return
 
         # Cases: each distinct identifier is pseudonymised and looked up once.
-        id_codes, id_uniques = pd.factorize(values[:, 0])
+        id_codes, id_uniques = pd.factorize(ids)
         person_of = np.empty(len(id_uniques), dtype=np.int64)
+        keys: list[str | None] = []
         for u, raw in enumerate(id_uniques):
             key_value = case_key(str(raw), id_kind, self.key)
+            keys.append(key_value)
             if key_value is None:
                 person_of[u] = -2
-            elif key_value in self.index:
-                person_of[u] = self.index[key_value]
             else:
-                person_of[u] = -3 - u
-                rows = numbers[id_codes == u]
-                first, count, shown = outsiders.get(key_value, (int(rows[0]), 0, shown_id(str(raw), id_kind)))
-                outsiders[key_value] = (min(first, int(rows[0])), count + len(rows), shown)
+                person_of[u] = self.index.get(key_value, -3)
         person = person_of[id_codes]
+        if (person_of == -3).any():
+            outside = np.flatnonzero(person == -3)
+            uniques, first_at, counts = np.unique(id_codes[outside], return_index=True, return_counts=True)
+            for u, at, count in zip(uniques.tolist(), first_at.tolist(), counts.tolist(), strict=True):
+                key_value = keys[u]
+                assert key_value is not None
+                row = int(numbers[outside[at]])
+                first, seen_rows, shown = outsiders.get(key_value, (row, 0, shown_id(str(id_uniques[u]), id_kind)))
+                outsiders[key_value] = (min(first, row), seen_rows + count, shown)
         for row in numbers[person == -2][: MAX_PROBLEMS]:
             empty = id_kind != "cpr"
             scan.problem("the case id is empty" if empty else "not a valid CPR number", int(row), id_col)
         scan.problem_count += max(0, int((person == -2).sum()) - MAX_PROBLEMS)
 
         # Weeks.
-        week_codes, week_uniques = pd.factorize(values[:, 1])
+        week_codes, week_uniques = pd.factorize(weeks)
         parsed = [parse_week(str(w)) for w in week_uniques]
         week_of = np.array([w if isinstance(w, int) else _NEVER for w in parsed], dtype=np.int64)
         week = week_of[week_codes]
@@ -340,7 +348,7 @@ class WeeklyReader:
             scan.problem(f"the week begins after --as-of {self.as_of.isoformat()}", int(row), week_col)
 
         # Status codes.
-        status_codes, status_uniques = pd.factorize(values[:, 2])
+        status_codes, status_uniques = pd.factorize(statuses)
         code_of = np.array([self.code_of.get(str(s).strip(), MISSING) for s in status_uniques], dtype=np.int16)
         code = code_of[status_codes]
         for row in numbers[code == MISSING][:MAX_PROBLEMS]:
