@@ -90,3 +90,20 @@ def test_help_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == ""
+
+
+def test_power_with_protocol_uses_registered_procedure(tmp_path: Path) -> None:
+    pool = tmp_path / "pool.csv"
+    pool.write_text("primary_barrier,months_unemployed,benefit_type\nphysical,3,cash_assistance\n"
+                    "social,14,sickness_benefit\n", encoding="utf-8")
+    protocols = Path(__file__).resolve().parents[2] / "protocols"
+    runner = CliRunner()
+    r = runner.invoke(main, ["power", "--n", "200", "--hr", "1.5", "--baseline-median-weeks", "60",
+                             "--follow-up-weeks", "104", "--protocol", str(protocols / "one-caseworker.toml"),
+                             "--strata-from", str(pool), "--sims", "10", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["simulation"]["allocation"] == "registered procedure of one-caseworker (minimization)"
+    r = runner.invoke(main, ["power", "--n", "200", "--hr", "1.5", "--baseline-median-weeks", "60",
+                             "--follow-up-weeks", "104", "--protocol", str(protocols / "conversation-training.toml"),
+                             "--sims", "10"])
+    assert r.exit_code == 2 and "clusters" in r.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from trials.analysis import power as pw
@@ -52,3 +53,34 @@ def test_ratio_parsing() -> None:
     assert pw.parse_ratio("1:2") == (1, 2)
     with pytest.raises(ValueError):
         pw.parse_ratio("1-1")
+
+
+def test_registered_procedure_allocates_like_the_protocol() -> None:
+    """Reference: the protocol's weights and method. street-walker (permuted blocks by months band):
+    allocation through trials.assign.rerandomize keeps arms balanced within each stratum."""
+    from pathlib import Path
+
+    from trials.protocol import read_protocol_file
+
+    protocol = read_protocol_file(Path(__file__).resolve().parents[2] / "protocols" / "street-walker.toml")
+    allocate, ratio = pw.registered_allocation(protocol)
+    frame = pd.DataFrame({"months_unemployed": [2, 7, 14, 30] * 25})
+    labels = pw.protocol_strata(protocol, frame)
+    arm = allocate(labels, np.random.default_rng(0))
+    assert ratio == (1, 1) and set(np.unique(arm)) == {0, 1}
+    for label in np.unique(labels):
+        counts = np.bincount(arm[labels == label], minlength=2)
+        assert abs(counts[0] - counts[1]) <= max(protocol.stratification.block_sizes) // 2
+    sim = pw.simulate(200, 1.5, 60, 104, ratio, 20, 1, 0.05, labels, allocate, "registered")
+    assert sim["allocation"] == "registered" and sim["strata"] == len(np.unique(labels))
+
+
+def test_protocol_strata_names_missing_columns() -> None:
+    from pathlib import Path
+
+    from trials.errors import InputError
+    from trials.protocol import read_protocol_file
+
+    protocol = read_protocol_file(Path(__file__).resolve().parents[2] / "protocols" / "job-clarification.toml")
+    with pytest.raises(InputError, match="no column for stratification factor 'primary_barrier'"):
+        pw.protocol_strata(protocol, pd.DataFrame({"months_band": ["0-6"]}), "pool.csv")

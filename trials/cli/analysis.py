@@ -114,9 +114,12 @@ def _print_summary(result: dict[str, Any]) -> None:
               help="Median weeks to self-sufficiency in the control arm.")
 @click.option("--follow-up-weeks", type=click.FloatRange(min=0, min_open=True), required=True,
               help="Weeks every unit is followed.")
-@click.option("--ratio", default="1:1", show_default=True, help="Allocation ratio control:treatment.")
+@click.option("--ratio", help="Allocation ratio control:treatment [default: the protocol's weights, else 1:1].")
+@click.option("--protocol", "protocol_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Protocol whose registered assignment procedure, strata and weights the simulation uses.")
 @click.option("--strata-from", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="CSV case pool whose strata the simulation samples (a 'stratum' column, or all columns).")
+              help="CSV case pool whose strata the simulation samples (with --protocol: its factor columns; "
+                   "else a 'stratum' column, or all columns).")
 @click.option("--sims", type=click.IntRange(min=0), default=0, show_default=True,
               help="Simulated trials (0: formula only).")
 @click.option("--solve", type=click.Choice(["power", "n", "hr"]), default="power", show_default=True,
@@ -127,9 +130,9 @@ def _print_summary(result: dict[str, Any]) -> None:
               help="Two-sided significance level.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulation.")
 @json_option
-def power(n: int | None, hr: float | None, baseline_median_weeks: float, follow_up_weeks: float, ratio: str,
-          strata_from: Path | None, sims: int, solve: str, target_power: float, alpha: float, seed: int,
-          as_json: bool) -> None:
+def power(n: int | None, hr: float | None, baseline_median_weeks: float, follow_up_weeks: float, ratio: str | None,
+          protocol_file: Path | None, strata_from: Path | None, sims: int, solve: str, target_power: float,
+          alpha: float, seed: int, as_json: bool) -> None:
     """Power, sample size or minimum detectable hazard ratio (Schoenfeld; simulation with --sims)."""
     from trials.analysis import power as power_mod
 
@@ -141,18 +144,32 @@ def power(n: int | None, hr: float | None, baseline_median_weeks: float, follow_
     if hr is not None and abs(hr - 1.0) < 1e-9:
         raise click.BadParameter("a hazard ratio of 1 is no effect; give the effect to detect, e.g. 1.3",
                                  param_hint="--hr")
-    try:
-        parsed_ratio = power_mod.parse_ratio(ratio)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--ratio") from None
-    pool = None
+    frame = None
     if strata_from is not None:
         from trials.analysis.frame import read_csv
 
-        pool = power_mod.strata_pool(read_csv(strata_from))
+        frame = read_csv(strata_from)
+    allocate, allocation, pool = None, None, None
+    parsed_ratio = (1, 1)
+    if protocol_file is not None:
+        from trials.protocol import read_protocol_file
+
+        registered = read_protocol_file(protocol_file)
+        allocate, parsed_ratio = power_mod.registered_allocation(registered)
+        allocation = f"registered procedure of {registered.id} ({registered.stratification.method})"
+        pool = power_mod.protocol_strata(registered, frame, str(strata_from or "--strata-from"))
+    elif frame is not None:
+        pool = power_mod.strata_pool(frame)
+    if ratio is not None and protocol_file is not None:
+        raise click.UsageError("with --protocol the allocation ratio is the protocol's arm weights; drop --ratio")
+    if ratio is not None:
+        try:
+            parsed_ratio = power_mod.parse_ratio(ratio)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--ratio") from None
     result = power_mod.power_analysis(n=n, hr=hr, median=baseline_median_weeks, follow_up=follow_up_weeks,
                                       ratio=parsed_ratio, alpha=alpha, power=target_power, solve=solve, sims=sims,
-                                      seed=seed, pool=pool)
+                                      seed=seed, pool=pool, allocate=allocate, allocation=allocation)
     if as_json:
         print_json(result)
         return
