@@ -305,3 +305,31 @@ def test_field_counts_across_read_blocks(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         reader._check_fields(",")
     assert caught.value.lines() == ["big.csv, row 300001: has 2 fields, the header has 3"]
+
+
+def test_xlsx_weekly_files_and_cpr_never_echoed(engine, enroll, trials_cli, tmp_path: Path, mapping_file) -> None:
+    from openpyxl import Workbook
+
+    cpr = "010190-1235"
+    (case,) = enroll([Person(cpr, MONDAY, cpr=True)])
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["cpr", "week", "status"])
+    for row in history(cpr, ["890"] * 2 + ["JOB"] * 5):
+        sheet.append(row)
+    path = tmp_path / "weekly.xlsx"
+    workbook.save(path)
+    trials_cli.ok("outcomes", "import-weekly", TRIAL, path, "--as-of", MONDAY + dt.timedelta(weeks=7),
+                  "--mapping", mapping_file)
+    assert (outcomes(engine)[case].time_weeks, outcomes(engine)[case].event) == (2, 1)
+
+    unknown, invalid = "020290-2345", "320190-1235"
+    bad = write_csv(tmp_path / "bad.csv", ["cpr", "week", "status"], [
+        [unknown, "2025-W02", "890"], [invalid, "2025-W02", "890"], [cpr, "2025-W02", "nope"],
+    ])
+    result = trials_cli("outcomes", "import-weekly", TRIAL, bad, "--as-of", "2025-03-03", "--mapping", mapping_file)
+    assert result.exit_code == 2
+    assert "row 2, column cpr: unknown case: this case is not in the case pool" in result.stderr
+    assert "row 3, column cpr: not a valid CPR number" in result.stderr
+    for value in (cpr, unknown, invalid):
+        assert value not in result.stderr and value.replace("-", "") not in result.stderr
