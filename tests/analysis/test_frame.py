@@ -61,3 +61,10 @@ def test_arms_stay_strings_and_sorted_naturally(tmp_path: Path) -> None:
     prep = prepare(read_csv(path), AnalysisOptions(time="weeks", event="event", arm="arm", adjust=["x"]))
     assert prep.arm_names == ["2", "10"] and prep.control == 0
     assert prep.covariate_names == ["x=b"]
+
+
+def test_danish_decimal_comma_and_semicolons(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "uger;hændelse;arm;alder\n10,5;1;0;30,5\n3;0;1;41\n")
+    prep = prepare(read_csv(path), AnalysisOptions(time="uger", event="hændelse", arm="arm", adjust=["alder"]))
+    assert prep.time.tolist() == [10.5, 3.0]
+    assert prep.covariates["adj_0"].tolist() == [30.5, 41.0]

@@ -101,6 +101,14 @@ def _text(series: pd.Series) -> pd.Series:
     return series.astype(str).str.strip().where(series.notna(), "")
 
 
+def _number(text: pd.Series) -> pd.Series:
+    """Numbers from text; a decimal comma (Danish spreadsheets: 10,5) is read as a decimal point."""
+    import pandas as pd
+
+    cleaned = text.str.replace(",", ".", regex=False).where(text.str.count(",") <= 1, text)
+    return pd.to_numeric(cleaned.where(cleaned != "", None), errors="coerce")
+
+
 def prepare(frame: pd.DataFrame, options: AnalysisOptions, source: str = "analysis frame") -> Prepared:
     import pandas as pd
 
@@ -125,12 +133,12 @@ def prepare(frame: pd.DataFrame, options: AnalysisOptions, source: str = "analys
 
     rows = np.arange(len(frame)) + 2
     time_text = _text(frame[options.time])
-    time = pd.to_numeric(time_text.where(time_text != "", None), errors="coerce").to_numpy(float)
+    time = _number(time_text).to_numpy(float)
     for i in np.flatnonzero(~np.isfinite(time) | (time < 0)):
         what = "is empty" if time_text.iloc[i] == "" else f"{time_text.iloc[i]!r} is not a time >= 0"
         problems.add(f"{what} (time to event or censoring)", int(rows[i]), options.time)
     event_text = _text(frame[options.event])
-    event_num = pd.to_numeric(event_text.where(event_text != "", None), errors="coerce").to_numpy(float)
+    event_num = _number(event_text).to_numpy(float)
     for i in np.flatnonzero(~np.isin(event_num, [0.0, 1.0])):
         problems.add(f"{event_text.iloc[i]!r} is not 1 (event) or 0 (censored)", int(rows[i]), options.event)
     arm_text = _text(frame[options.arm])
@@ -194,7 +202,7 @@ def _encode_covariates(frame: pd.DataFrame, columns: list[str], rows: NDArray[np
         text = _text(frame[column])
         for i in np.flatnonzero((text == "").to_numpy()):
             problems.add("is empty (adjustment covariates must be known for every unit)", int(rows[i]), column)
-        numeric = pd.to_numeric(text.where(text != "", None), errors="coerce")
+        numeric = _number(text)
         if numeric.notna().sum() == (text != "").sum():
             parts.append(pd.DataFrame({f"adj_{j}": numeric.to_numpy(float)}))
             names.append(column)
