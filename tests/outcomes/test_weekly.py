@@ -7,7 +7,10 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -333,3 +336,44 @@ def test_xlsx_weekly_files_and_cpr_never_echoed(engine, enroll, trials_cli, tmp_
     assert "row 3, column cpr: not a valid CPR number" in result.stderr
     for value in (cpr, unknown, invalid):
         assert value not in result.stderr and value.replace("-", "") not in result.stderr
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=20), st.integers(min_value=-3, max_value=3),
+                  st.lists(st.sampled_from(["890", "740", "", "JOB", "SU", "FLEX"]), max_size=30)),
+        min_size=1, max_size=6,
+    ),
+    st.integers(min_value=1, max_value=40),
+    st.booleans(),
+)
+def test_reading_a_file_gives_the_matrix_it_was_written_from(tmp_path_factory, people, chunk_rows, iso) -> None:
+    """Round trip: random histories (enrollment dates, rows before enrollment, interleaving by
+    week) written as a CSV and read back in chunks give exactly the status matrix they encode."""
+    from trials.outcomes.derive import MISSING, Categories, Definition
+    from trials.outcomes.snapshots import EnrolledCase
+    from trials.outcomes.weekly import WeeklyReader
+
+    definition = Definition(("ordinary_job", "education"), ("flexjob",), 4, 104)
+    mapping = parse_mapping(MAPPING, "m.toml")
+    categories = Categories(definition, mapping.codes.values())
+    cases, rows, expected = [], [], np.full((len(people), definition.width), MISSING, dtype=np.int16)
+    for i, (offset, lead, codes) in enumerate(people):
+        enrolled_on = MONDAY + dt.timedelta(days=7 * offset + offset % 5)
+        cases.append(EnrolledCase(i + 1, f"P{i}", "case_id", enrolled_on, "sickness_benefit"))
+        week_zero = enrolled_on - dt.timedelta(days=enrolled_on.weekday())
+        start = week_zero + dt.timedelta(weeks=lead)
+        rows += history(f"P{i}", codes, start=start, iso=iso)
+        for t, code in enumerate(codes):
+            if 0 <= lead + t < definition.width:
+                expected[i, lead + t] = categories.code(mapping.codes[code])
+    if not rows:
+        return
+    rows.sort(key=lambda r: parse_week(r[1]))  # interleave the cases, each in week order
+    path = write_csv(tmp_path_factory.mktemp("roundtrip") / "weekly.csv", HEADER, rows)
+    reader = WeeklyReader(None, path, TRIAL, cases, MONDAY + dt.timedelta(weeks=60), b"k" * 32,  # type: ignore[arg-type]
+                          mapping, categories, definition.width, gaps_as_censoring=True, chunk_rows=chunk_rows)
+    matrix, scan = reader.read()
+    assert scan.problem_count == 0, scan.problems
+    assert (matrix == expected).all()
