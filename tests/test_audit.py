@@ -87,6 +87,12 @@ def test_intact_log_verifies(fresh: tuple[str, Engine]) -> None:
     assert as_json["ok"] and as_json["allocations"] == 23 and as_json["findings"] == []
 
 
+def test_verify_of_an_unknown_trial_is_a_usage_error(fresh: tuple[str, Engine]) -> None:
+    url, _engine = fresh
+    result = run(url, "audit", "verify", "no-such-trial")
+    assert result.exit_code == 2 and "no trial 'no-such-trial'" in result.stderr
+
+
 def test_database_refuses_raw_update_and_delete_of_assignments(fresh: tuple[str, Engine]) -> None:
     _url, engine = fresh
     for statement in ("UPDATE assignment SET arm = 'treatment'", "DELETE FROM assignment",

@@ -496,6 +496,12 @@ def _compare_allocation(findings: list[str], where: str, entry: dict[str, Any], 
 
 def verify(session: Session, trial_id: str | None = None, expect_head: str | None = None) -> Verification:
     """`trials audit verify` against the database."""
+    if trial_id is not None:
+        from trials.errors import NotFound
+        from trials.models import Trial
+
+        if session.get(Trial, trial_id) is None:
+            raise NotFound(f"no trial {trial_id!r} is registered (see `trials protocol list`)")
     return verify_record(record_from_db(session, trial_id), trial_id, expect_head)
 
 
