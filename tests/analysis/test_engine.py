@@ -151,3 +151,23 @@ def test_any_small_frame_gives_a_valid_result(rows: list[tuple[int, bool, str, s
         result = analyse(frame, AnalysisOptions(time="weeks", event="event", arm="arm", strata=["stratum"],
                                                 competing="exit", ri_replicates=10, horizons=[6, 12]))
     jsonschema.validate(json.loads(json.dumps(result, allow_nan=False)), contract_schema())
+
+
+def test_fitter_shape_and_summary(trial: pd.DataFrame) -> None:
+    from trials.analysis.engine import EffectAnalysis
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AnalysisWarning)
+        fitted = EffectAnalysis(AnalysisOptions(time="weeks", event="event", arm="arm", ri_replicates=0,
+                                                horizons=[52])).fit(trial)
+    assert fitted.to_dict() is fitted.result_
+    assert "horizon 52" in fitted.summary() and "Cox HR 1 vs 0" in fitted.summary()
+
+
+def test_options_are_checked_at_construction() -> None:
+    from trials.errors import InputError
+
+    with pytest.raises(InputError, match="horizons must be positive"):
+        AnalysisOptions(time="t", event="e", arm="a", horizons=[0])
+    with pytest.raises(InputError, match="cannot also be a stratum"):
+        AnalysisOptions(time="t", event="e", arm="a", strata=["a"])

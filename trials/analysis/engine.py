@@ -21,6 +21,7 @@ from trials.analysis.frame import Prepared, prepare
 from trials.analysis.logrank import logrank
 from trials.analysis.ri import Progress, Rerandomize, permute_within_strata, randomization_test
 from trials.analysis.warnings import WarningLog
+from trials.errors import InputError, Problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,6 +69,44 @@ class AnalysisOptions:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
     source: str = "analysis frame"
+
+    def __post_init__(self) -> None:
+        where = "analysis options"
+        problems = []
+        if self.horizons is not None and (not self.horizons or any(not float(h) > 0 for h in self.horizons)):
+            problems.append(Problem(where, "horizons must be positive times", key="horizons"))
+        if self.ri_replicates < 0:
+            problems.append(Problem(where, "the number of re-randomizations cannot be negative", key="ri_replicates"))
+        if not 0 < self.alpha < 1 or not 0 < self.power < 1:
+            problems.append(Problem(where, "alpha and power must be between 0 and 1", key="alpha"))
+        if self.arm in self.strata or self.arm in self.adjust or self.arm == self.cluster:
+            problems.append(Problem(where, f"the arm column {self.arm!r} cannot also be a stratum, covariate or "
+                                    "cluster", key="arm"))
+        if problems:
+            raise InputError(problems)
+
+
+class EffectAnalysis:
+    """The fitter-shaped face of `analyse`: options checked at construction, `fit` returns self.
+
+    `EffectAnalysis(AnalysisOptions(time="weeks", event="event", arm="arm")).fit(frame)` leaves the
+    JSON-ready result in `result_` (also `to_dict()`), and `summary()` is the text a person reads.
+    """
+
+    def __init__(self, options: AnalysisOptions):
+        self.options = options
+
+    def fit(self, frame: pd.DataFrame) -> EffectAnalysis:
+        self.result_ = analyse(frame, self.options)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.result_
+
+    def summary(self) -> str:
+        from trials.analysis.summary import summary_lines
+
+        return "\n".join(summary_lines(self.result_) + [f"warning: {w}" for w in self.result_["warnings"]])
 
 
 def horizon_key(value: float) -> str:
@@ -362,4 +401,4 @@ def contract_schema() -> dict[str, Any]:
     return dict(json.loads(files("trials.analysis").joinpath("schema.json").read_text(encoding="utf-8")))
 
 
-__all__ = ["AnalysisOptions", "analyse", "contract_schema", "horizon_key"]
+__all__ = ["AnalysisOptions", "EffectAnalysis", "analyse", "contract_schema", "horizon_key"]

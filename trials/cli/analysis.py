@@ -73,38 +73,16 @@ def analyze(file: Path, time_col: str, event_col: str, arm_col: str, control: st
     if as_json:
         print_json(result)
     else:
-        _print_summary(result)
+        from trials.analysis.summary import summary_lines
+
+        for line in summary_lines(result):
+            click.echo(line)
+        for warning in result["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
-
-
-def _ci(pair: list[Any]) -> str:
-    return f"({_fmt(pair[0])} to {_fmt(pair[1])})"
-
-
-def _contrasts(value: Any) -> list[dict[str, Any]]:
-    return value if isinstance(value, list) else [value]
-
-
-def _print_summary(result: dict[str, Any]) -> None:
-    click.echo("n: " + ", ".join(f"{arm} {n}" for arm, n in result["n"].items()) + f" (control {result['control']})")
-    for key, h in result["horizons"].items():
-        click.echo(f"\nhorizon {key}")
-        for arm, km in h["km"].items():
-            click.echo(f"  arm {arm}: events {h['events'][arm]}, self-sufficient {_fmt(km['share_self_sufficient'])} "
-                       f"{_ci(km['ci'])}, restricted mean {_fmt(h['rmst']['arms'][arm]['rmst'])}")
-        lr = h["logrank"]
-        click.echo(f"  log-rank{' (stratified)' if lr['stratified'] else ''}: chi2 {_fmt(lr['chi2'])}, p {_fmt(lr['p'])}")
-        for c in _contrasts(h["cox"]):
-            click.echo(f"  Cox HR {c['arm']} vs {c['control']}: {_fmt(c['hr'])} {_ci(c['ci'])}, p {_fmt(c['p'])}")
-        for c in h["rmst"]["contrasts"]:
-            click.echo(f"  RMST difference {c['arm']} vs {c['control']}: {_fmt(c['difference'])} {_ci(c['ci'])}")
-        if h["ri"]["p"] is not None:
-            click.echo(f"  randomization inference p {_fmt(h['ri']['p'])} ({h['ri']['replicates']} replicates)")
-    for warning in result["warnings"]:
-        click.echo(f"warning: {warning}", err=True)
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 @click.command()
