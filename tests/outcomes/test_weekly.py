@@ -377,3 +377,13 @@ def test_reading_a_file_gives_the_matrix_it_was_written_from(tmp_path_factory, p
     matrix, scan = reader.read()
     assert scan.problem_count == 0, scan.problems
     assert (matrix == expected).all()
+
+
+def test_a_header_without_rows_is_refused(enroll, trials_cli, tmp_path: Path) -> None:
+    enroll([Person("A1", MONDAY)])
+    path = tmp_path / "empty.csv"
+    path.write_text("sagsnummer;uge;kode\n\n")
+    result = trials_cli("outcomes", "import-weekly", TRIAL, path, "--as-of", "2025-03-03")
+    assert result.exit_code == 2
+    assert "empty.csv: has a header but no data rows" in result.stderr
+    assert "empty.csv, column sagsnummer: case 'A1' is enrolled but has no weeks" in result.stderr

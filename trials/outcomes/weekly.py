@@ -263,19 +263,19 @@ class WeeklyReader:
         outsiders: dict[str, tuple[int, int, str]] = {}  # key -> first row, rows, shown
         header_checked = False
         columns: dict[str, int] = {}
-        id_kind = ""
+        id_kind = id_header = ""
         for header, chunk, numbers in chunks:
             if not header_checked:
                 id_kind, columns = self._columns(header)
+                id_header = header[columns["id"]]
                 header_checked = True
-            scan.rows += len(chunk)
             self._chunk(scan, header, chunk, numbers, id_kind, columns, matrix, last_week, last_code, seen, outsiders)
         if not header_checked:
             raise InputError([Problem(self.path.name, "has a header but no data rows")])
         if scan.rows == 0:
             scan.problem("has a header but no data rows")
-        self._outsiders(scan, outsiders, header_name=id_kind)
-        self._missing_histories(scan, seen, id_kind)
+        self._outsiders(scan, outsiders, header_name=id_header)
+        self._missing_histories(scan, seen, id_header)
         return matrix, scan
 
     def _columns(self, header: list[str]) -> tuple[str, dict[str, int]]:
@@ -305,6 +305,7 @@ class WeeklyReader:
             blank = empty_id & (weeks == "") & (statuses == "")
             if blank.any():
                 ids, weeks, statuses, numbers = ids[~blank], weeks[~blank], statuses[~blank], numbers[~blank]
+        scan.rows += len(ids)
         if not len(ids):
             return
 
@@ -437,7 +438,7 @@ class WeeklyReader:
             else:
                 scan.problem(f"unknown case: {shown} is not in the case pool{more}", first, header_name)
 
-    def _missing_histories(self, scan: _Scan, seen: np.ndarray, id_kind: str) -> None:
+    def _missing_histories(self, scan: _Scan, seen: np.ndarray, id_header: str) -> None:
         if self.gaps_as_censoring:
             return
         expected = self.enroll_week <= self.as_of_week
@@ -447,7 +448,7 @@ class WeeklyReader:
                     else f"the case with pseudonym {case.case_key[:12]}…")
             scan.problem(f"{name} is enrolled but has no weeks from its enrollment week "
                          f"{week_label(int(self.enroll_week[i]))} on (a gap; use --gaps-as-censoring to censor it)",
-                         None, id_kind)
+                         None, id_header)
 
 
 def import_weekly(session: Session, trial_id: str, path: Path, as_of: dt.date, key: bytes, mapping: CodeMapping,
