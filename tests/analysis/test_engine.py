@@ -171,3 +171,10 @@ def test_options_are_checked_at_construction() -> None:
         AnalysisOptions(time="t", event="e", arm="a", horizons=[0])
     with pytest.raises(InputError, match="cannot also be a stratum"):
         AnalysisOptions(time="t", event="e", arm="a", strata=["a"])
+
+
+def test_cluster_randomized_file_permutes_clusters(sim) -> None:  # type: ignore[no-untyped-def]
+    frame = sim(300, seed=12, clusters=20)
+    frame["arm"] = (frame["team"].astype(int) % 2).astype(str)  # one arm per team
+    out = _run(frame, cluster="team", horizons=[52])
+    assert out["horizons"]["52"]["ri"]["procedure"] == "permutation of the clusters' arms within strata"

@@ -65,3 +65,21 @@ def test_injected_procedure_is_used_and_shape_checked() -> None:
     assert res["p"] == 1.0 and sum(calls) == 1200 and len(calls) == 3
     with pytest.raises(ValueError, match="shape"):
         randomization_test(t, e, None, arm, 2, 0, lambda r, rng: np.zeros((r, 3), int), 10, 0)
+
+
+def test_cluster_permutation_keeps_clusters_whole() -> None:
+    """Invariant: every unit of a cluster gets the same arm; the clusters' arm counts per stratum are kept."""
+    from trials.analysis.ri import permute_clusters_within_strata
+
+    rng = np.random.default_rng(0)
+    cluster = rng.integers(0, 12, 200)
+    cluster_arm = np.tile([0, 1], 6)
+    cluster_stratum = np.repeat([0, 1], 6)
+    arm, strata = cluster_arm[cluster], cluster_stratum[cluster]
+    draws = permute_clusters_within_strata(arm, cluster, strata)(50, rng)
+    for d in draws:
+        for c in range(12):
+            assert len(np.unique(d[cluster == c])) == 1
+        per_cluster = np.array([d[cluster == c][0] for c in range(12)])
+        for s in (0, 1):
+            assert sorted(per_cluster[cluster_stratum == s]) == sorted(cluster_arm[cluster_stratum == s])

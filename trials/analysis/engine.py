@@ -19,7 +19,13 @@ from trials.analysis import km as km_mod
 from trials.analysis.cox import CLUSTER, STRATUM, E, T, cox_contrasts
 from trials.analysis.frame import Prepared, prepare
 from trials.analysis.logrank import logrank
-from trials.analysis.ri import Progress, Rerandomize, permute_within_strata, randomization_test
+from trials.analysis.ri import (
+    Progress,
+    Rerandomize,
+    permute_clusters_within_strata,
+    permute_within_strata,
+    randomization_test,
+)
 from trials.analysis.warnings import WarningLog
 from trials.errors import InputError, Problem
 
@@ -344,14 +350,25 @@ def _cif(prep: Prepared, options: AnalysisOptions, time: np.ndarray, h: float) -
 
 def _ri(prep: Prepared, options: AnalysisOptions, time: np.ndarray, event: np.ndarray, log: WarningLog,
         label: str) -> dict[str, Any]:
-    rerandomize = options.rerandomize or permute_within_strata(prep.arm, prep.strata)
+    procedure = "permutation of the observed arms within strata"
+    rerandomize = options.rerandomize
+    if rerandomize is None and prep.cluster is not None and _one_arm_per_cluster(prep):
+        rerandomize = permute_clusters_within_strata(prep.arm, prep.cluster, prep.strata)
+        procedure = "permutation of the clusters' arms within strata"
+    elif rerandomize is None:
+        rerandomize = permute_within_strata(prep.arm, prep.strata)
     result = randomization_test(time, event, prep.strata, prep.arm, len(prep.arm_names), prep.control, rerandomize,
                                 options.ri_replicates, options.seed, options.progress)
-    result["procedure"] = "registered assignment procedure" if options.rerandomize else \
-        "permutation of the observed arms within strata"
+    result["procedure"] = "registered assignment procedure" if options.rerandomize else procedure
     if options.ri_replicates > 0 and result["p"] is None:
         log.warn(f"{label}Randomization inference not possible: the log-rank statistic is undefined.")
     return result
+
+
+def _one_arm_per_cluster(prep: Prepared) -> bool:
+    assert prep.cluster is not None
+    pairs = np.unique(np.stack([prep.cluster, prep.arm]), axis=1)
+    return len(np.unique(pairs[0])) == pairs.shape[1]
 
 
 def _business(prep: Prepared, options: AnalysisOptions, last: dict[str, Any],

@@ -39,6 +39,25 @@ def permute_within_strata(arm: NDArray[np.int_], strata: NDArray[np.int_] | None
     return rerandomize
 
 
+def permute_clusters_within_strata(arm: NDArray[np.int_], cluster: NDArray[np.int_],
+                                   strata: NDArray[np.int_] | None) -> Rerandomize:
+    """Cluster randomization: permute the clusters' arms within strata; every unit takes its cluster's arm.
+
+    Each cluster's arm and stratum are those of its first unit (a cluster trial has one arm per
+    cluster; `engine` only uses this when that holds).
+    """
+    arm = np.asarray(arm)
+    codes, first, inverse = np.unique(cluster, return_index=True, return_inverse=True)
+    cluster_arm = arm[first]
+    cluster_strata = None if strata is None else np.asarray(strata)[first]
+    inner = permute_within_strata(cluster_arm, cluster_strata)
+
+    def rerandomize(n_rep: int, rng: np.random.Generator) -> NDArray[np.int_]:
+        return inner(n_rep, rng)[:, inverse]
+
+    return rerandomize
+
+
 def randomization_test(time: NDArray[np.float64], event: NDArray[np.int_], strata: NDArray[np.int_] | None,
                        arm: NDArray[np.int_], n_arms: int, control: int, rerandomize: Rerandomize,
                        replicates: int, seed: int, progress: Progress | None = None) -> dict[str, Any]:
