@@ -109,6 +109,12 @@ def test_a_changed_arm_is_detected(fresh: tuple[str, Engine]) -> None:
     assert "audit event #2 says" in out
 
 
+def test_edited_frozen_covariates_are_detected(fresh: tuple[str, Engine]) -> None:
+    url, engine = fresh
+    tamper(engine, """UPDATE enrollment SET frozen = '{"months_unemployed": 1}' WHERE sequence = 2""")
+    assert_detected(url, "enrollment trial-a #2", "frozen_sha256")
+
+
 def test_a_deleted_event_is_detected(fresh: tuple[str, Engine]) -> None:
     url, engine = fresh
     tamper(engine, "DELETE FROM audit_event WHERE seq = 3")

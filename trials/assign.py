@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from trials.audit import record_event
+from trials.audit import canonical_json, record_event, sha256_hex
 from trials.errors import InputError, NotFound, Problem, Refused
 from trials.models import Assignment, Case, Enrollment, EnrollmentEvent, Trial, utcnow
 from trials.protocol import Protocol, latest_version, parse_protocol
@@ -465,7 +465,7 @@ def _enrollment_payload(e: Enrollment, case_key: str, assignment_sequence: int) 
     return {
         "sequence": e.sequence, "case_key": case_key, "arm": e.arm, "cluster": e.cluster,
         "assignment_sequence": assignment_sequence, "case_revision": e.case_revision,
-        "enrolled_on": e.enrolled_on.isoformat(),
+        "enrolled_on": e.enrolled_on.isoformat(), "frozen_sha256": sha256_hex(canonical_json(e.frozen)),
     }
 
 

@@ -217,7 +217,7 @@ def record_from_db(session: Session, trial_id: str | None = None, *, redact_othe
             "trial_id": e.trial_id, "sequence": e.sequence, "case_key": case_key, "arm": e.arm, "cluster": e.cluster,
             "assignment_sequence": sequence_of.get(e.assignment_id), "case_revision": e.case_revision,
             "enrolled_on": e.enrolled_on.isoformat(), "enrolled_at": format_timestamp(e.enrolled_at),
-            "frozen": e.frozen,
+            "frozen": e.frozen, "frozen_sha256": sha256_hex(canonical_json(e.frozen)),
             "events": [
                 {"kind": ev.kind, "reason": ev.reason, "effective_on": ev.effective_on.isoformat(),
                  "recorded_at": format_timestamp(ev.recorded_at)}
@@ -383,7 +383,8 @@ def _compare_stored(record: Record, trial_id: str, events: list[dict[str, Any]])
             findings.append(f"enrollment {trial_id} #{sequence} ({row['case_key']}): no audit event records it")
             continue
         event_seq, entry = logged_by_seq[sequence]
-        for column in ("case_key", "arm", "cluster", "assignment_sequence", "case_revision", "enrolled_on"):
+        for column in ("case_key", "arm", "cluster", "assignment_sequence", "case_revision", "enrolled_on",
+                       "frozen_sha256"):
             if row.get(column) != entry.get(column):
                 findings.append(f"enrollment {trial_id} #{sequence} ({row['case_key']}): stored {column} "
                                 f"{row.get(column)!r}, audit event #{event_seq} says {entry.get(column)!r}")
@@ -589,6 +590,8 @@ def record_from_bundle(path: Any) -> tuple[Record, str]:
             if sha256_hex(raw) != manifest["files"].get(name):
                 problems.append(f"bundle file {name}: does not match its SHA-256 in the manifest (edited)")
             data[name] = json.loads(raw)
+    for enrollment in data["enrollments.json"]:  # never trust a stored hash: recompute it
+        enrollment["frozen_sha256"] = sha256_hex(canonical_json(enrollment.get("frozen")))
     trial = data["trial.json"]
     trial_id = str(manifest["trial_id"])
     record = Record(
