@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -219,7 +220,8 @@ def _barriers(rng: random.Random, benefit: str) -> list[str]:
         pick = rng.choices(candidates, weights=weights)[0]
         candidates.remove(pick)
         chosen.append(pick)
-    return chosen
+    # The primary first, the others in vocabulary order: the order the importer stores.
+    return [primary, *sorted(chosen[1:], key=BARRIER_IDS.index)]
 
 
 def synthesise(n: int, seed: int | str, *, with_cpr: bool = False, as_of: dt.date = DEFAULT_AS_OF
@@ -236,13 +238,15 @@ def synthesise(n: int, seed: int | str, *, with_cpr: bool = False, as_of: dt.dat
         raise InputError([Problem("--as-of", "synthetic pools are dated between 2005 and 2050")])
     rng = random.Random(f"trials-synth:{seed}")
     staff = _caseworkers(rng, n)
+    pickers = {team: ([c for c, _ in people], list(itertools.accumulate(w for _, w in people)))
+               for team, people in staff.items()}
     moments = {b: _barrier_count_moments(b) for b in BENEFIT_SHARES}
     benefits = list(BENEFIT_SHARES)
-    shares = list(BENEFIT_SHARES.values())
+    shares = list(itertools.accumulate(BENEFIT_SHARES.values()))
     used: set[str] = set()
     rows: list[dict[str, Any]] = []
     for index in range(n):
-        benefit = rng.choices(benefits, weights=shares)[0]
+        benefit = rng.choices(benefits, cum_weights=shares)[0]
         barriers = _barriers(rng, benefit)
         k = 0 if barriers == ["none"] else len(barriers)
         mean_k, var_k = moments[benefit]
@@ -253,7 +257,7 @@ def synthesise(n: int, seed: int | str, *, with_cpr: bool = False, as_of: dt.dat
         months = min(math.exp(log_months), (age - MIN_WORKING_AGE) * 12.0)
         female = rng.random() < FEMALE_SHARE[benefit]
         team = TEAMS[benefit]
-        caseworker = rng.choices([c for c, _ in staff[team]], weights=[w for _, w in staff[team]])[0]
+        caseworker = rng.choices(pickers[team][0], cum_weights=pickers[team][1])[0]
         score = 0.9 * (math.log(max(months, 0.1)) - math.log(median)) + 0.5 * (k - mean_k) + rng.gauss(0, 0.6)
         risk = "low" if score < RISK_CUTS[0] else "moderate" if score < RISK_CUTS[1] else "high"
         row: dict[str, Any] = {}
