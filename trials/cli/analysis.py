@@ -20,8 +20,7 @@ from trials.cli.options import json_option, print_json
 @click.option("--time", "time_col", required=True, metavar="COL", help="Column of time to event or censoring.")
 @click.option("--event", "event_col", required=True, metavar="COL", help="Column: 1 = self-sufficient, 0 = censored.")
 @click.option("--arm", "arm_col", required=True, metavar="COL", help="Column of the assigned arm.")
-@click.option("--control", metavar="VALUE",
-              help="The control arm's value [default: the first value in natural order, e.g. 0 before 1].")
+@click.option("--control", metavar="VALUE", help="The control arm's value [default: the first value in sorted order].")
 @click.option("--strata", multiple=True, metavar="COL", help="Randomization stratum column (repeatable).")
 @click.option("--cluster", metavar="COL", help="Cluster column (caseworker, team) for cluster-randomized trials.")
 @click.option("--adjust", multiple=True, metavar="COL", help="Baseline covariate to adjust for (repeatable).")
