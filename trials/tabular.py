@@ -20,6 +20,7 @@ from trials.vocab import normalise
 
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_FIELD_CHARS = 10_000
+_NO_DELIMITER = "\x1f"  # the ASCII unit separator, never in a typed value
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,11 @@ def read_table_data(data: bytes, source: str) -> Table:
 def read_csv_text(text: str, source: str) -> Table:
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), "")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=detect_delimiter(first), strict=True)
+    delimiter = detect_delimiter(first)
+    if not re.search(r"[,;]", re.sub(r'"[^"]*"', "", first)):
+        # A one-column header: a comma or semicolon in a value is data, not a second field.
+        delimiter = _NO_DELIMITER
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     problems: list[Problem] = []
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
