@@ -115,6 +115,15 @@ def test_edited_frozen_covariates_are_detected(fresh: tuple[str, Engine]) -> Non
     assert_detected(url, "enrollment trial-a #2", "frozen_sha256")
 
 
+def test_an_edited_withdrawal_reason_is_detected(fresh: tuple[str, Engine]) -> None:
+    url, engine = fresh
+    with db.write_session(engine) as session:
+        assign.record_enrollment_event(session, TRIAL, "R00001", "withdrawn", "moved away", dt.date(2026, 3, 1))
+    assert run(url, "audit", "verify").exit_code == 0
+    tamper(engine, "UPDATE enrollment_event SET reason = 'declined'")
+    assert_detected(url, "enrollment trial-a #22", "differ from those logged (events #6)")
+
+
 def test_a_deleted_event_is_detected(fresh: tuple[str, Engine]) -> None:
     url, engine = fresh
     tamper(engine, "DELETE FROM audit_event WHERE seq = 3")

@@ -399,7 +399,30 @@ def _compare_stored(record: Record, trial_id: str, events: list[dict[str, Any]])
         elif parent[1]["arm"] != entry.get("arm"):
             findings.append(f"event #{event_seq}: enrollment {trial_id} #{sequence} has arm {entry.get('arm')!r} "
                             f"but its allocation #{entry.get('assignment_sequence')} drew {parent[1]['arm']!r}")
+    findings += _compare_enrollment_events(trial_id, events, stored_enrollments)
     return len(by_sequence), findings
+
+
+def _compare_enrollment_events(trial_id: str, events: list[dict[str, Any]],
+                               stored: dict[int, dict[str, Any]]) -> list[str]:
+    """Withdrawals, crossovers and non-treatment as stored against the logged `enrollment_event`s."""
+    findings = []
+    logged: dict[int, list[tuple[str, str, str]]] = {}
+    where: dict[int, list[int]] = {}
+    for event in events:
+        if event["action"] == "enrollment_event":
+            p = event["payload"]
+            sequence = int(p.get("enrollment_sequence") or 0)
+            logged.setdefault(sequence, []).append((str(p.get("kind")), str(p.get("reason")), str(p.get("effective_on"))))
+            where.setdefault(sequence, []).append(event["seq"])
+    for sequence in sorted(set(logged) | {s for s, e in stored.items() if e.get("events")}):
+        row = stored.get(sequence, {})
+        kept = [(e["kind"], e["reason"], e["effective_on"]) for e in row.get("events", [])]
+        if sorted(kept) != sorted(logged.get(sequence, [])):
+            seqs = ", ".join(f"#{n}" for n in where.get(sequence, [])) or "none"
+            findings.append(f"enrollment {trial_id} #{sequence}: its stored withdrawal/crossover/not-treated events "
+                            f"{kept} differ from those logged (events {seqs}): {logged.get(sequence, [])}")
+    return findings
 
 
 def _verify_allocations(record: Record, trial_id: str, events: list[dict[str, Any]],
