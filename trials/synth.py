@@ -7,9 +7,9 @@ sex and a screening risk category. Every figure and the source it is calibrated 
 docs/synthetic.md; the constants below carry the same names.
 
 Fake CPR numbers (`with_cpr=True`) are real dates with serials 9000-9999 chosen to FAIL the
-modulus-11 check, so they can never be the number of a person born before October 2007 and
-never equal a fixture CPR of this project's tests (which use serials below 9000 or pass
-modulus 11); `is_synthetic_cpr` recognises them.
+modulus-11 check (which every number issued before 2007 passes), so they are unlikely to be a
+real person's and never equal a fixture CPR of this project's tests (which use serials below
+9000 or pass modulus 11); `is_synthetic_cpr` recognises them.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ MONTHS_LOGNORMAL: dict[str, tuple[float, float]] = {
     "sickness_benefit": (4.0, 0.8),
     "education_assistance": (10.0, 1.0),
     "resource_course": (36.0, 0.9),
-    "job_clarification": (15.6, 1.081),
+    "job_clarification": (14.8, 1.081),
     "flexjob_waiting": (10.0, 1.0),
     "rehabilitation": (14.0, 0.8),
     "other": (8.0, 1.0),
