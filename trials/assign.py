@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -481,9 +482,18 @@ def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_
     """Randomize units (already in their enrollment order) with the protocol's method."""
     protocol, trial = ctx.protocol, ctx.trial
     method = protocol.stratification.method
-    seq = _next_sequence(session, Assignment.sequence, trial.id)
     keys = {stratum_key(u.values) for u in units}
-    done = _stratum_counts(session, trial.id, next(iter(keys)) if len(keys) == 1 else None)
+    if len(keys) == 1:  # rolling enrollment: one query for the next sequence and the stratum's count
+        only = next(iter(keys))
+        last, in_stratum = session.execute(
+            select(func.coalesce(func.max(Assignment.sequence), 0),
+                   func.coalesce(func.sum(sql_case((Assignment.stratum == only, 1), else_=0)), 0))
+            .where(Assignment.trial_id == trial.id)
+        ).one()
+        seq, done = int(last) + 1, Counter({only: int(in_stratum)})
+    else:
+        seq = _next_sequence(session, Assignment.sequence, trial.id)
+        done = _stratum_counts(session, trial.id)
     out: list[Assignment] = []
     complete: dict[str, tuple[str, int]] = {}
     batch = None
@@ -693,19 +703,17 @@ def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "a
 
 
 def _enrollment_refusal(session: Session, ctx: TrialContext, case: Case) -> str | None:
-    existing = session.scalars(select(Enrollment).where(Enrollment.trial_id == ctx.trial.id,
-                                                        Enrollment.case_id == case.id)).first()
-    if existing is not None:
+    enrolled_in = session.execute(
+        select(Enrollment.trial_id, Trial.closed_at).join(Trial, Trial.id == Enrollment.trial_id)
+        .where(Enrollment.case_id == case.id).order_by(Enrollment.trial_id)
+    ).all()
+    if any(trial_id == ctx.trial.id for trial_id, _closed in enrolled_in):
         return f"case {case.case_key if case.id_kind != 'cpr' else '(CPR given)'} is already enrolled in {ctx.trial.id}"
     reason = ineligibility(ctx.protocol, case)
     if reason is not None:
         return f"case is not eligible for {ctx.trial.id}: {reason}"
     if not ctx.protocol.allow_overlap:
-        other = session.scalars(
-            select(Enrollment.trial_id).join(Trial, Trial.id == Enrollment.trial_id)
-            .where(Enrollment.case_id == case.id, Enrollment.trial_id != ctx.trial.id, Trial.closed_at.is_(None))
-            .order_by(Enrollment.trial_id)
-        ).first()
+        other = next((trial_id for trial_id, closed in enrolled_in if closed is None), None)
         if other is not None:
             return (f"case is already enrolled in the active trial {other!r} and {ctx.trial.id!r} does not allow "
                     "overlap (allow_overlap = true in its protocol)")
