@@ -252,8 +252,11 @@ def verify_record(record: Record, trial_id: str | None = None, expect_head: str 
         seed, seed_findings = _verify_seed(record, tid, trial_events)
         findings += seed_findings
         if seed is None:
-            notes.append(f"allocations of {tid} not re-derived: the record carries no seed "
-                         "(the trial is open; export the bundle with --include-seed)")
+            if seed_findings:
+                notes.append(f"allocations of {tid} not re-derived: its seed does not match the commitment")
+            else:
+                notes.append(f"allocations of {tid} not re-derived: the record carries no seed "
+                             "(the trial is open; export the bundle with --include-seed)")
             n, found = _compare_stored(record, tid, trial_events)
             findings += found
             continue
