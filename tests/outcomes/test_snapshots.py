@@ -78,3 +78,16 @@ def test_unknown_snapshots_are_not_found(engine, enroll, trials_cli) -> None:
             get_snapshot(session, TRIAL, 99)
     result = trials_cli("outcomes", "export", TRIAL, "-o", "out.csv")
     assert result.exit_code == 2 and "no outcome snapshot yet" in result.stderr
+
+
+def test_snapshots_command_lists_every_import(enroll, trials_cli, tmp_path: Path) -> None:
+    enroll([Person("A1", MONDAY)])
+    assert "no outcome snapshot yet" in trials_cli.ok("outcomes", "snapshots", TRIAL).stdout
+    path = write_csv(tmp_path / "exits.csv", ["case_id", "exit_date", "exit_kind"], [["A1", "2025-03-03", "job"]])
+    trials_cli.ok("outcomes", "import", TRIAL, path, "--as-of", "2025-04-01")
+    trials_cli.ok("outcomes", "import", TRIAL, path, "--as-of", "2025-05-01")
+    listed = json.loads(trials_cli.ok("outcomes", "snapshots", TRIAL, "--json").stdout)
+    assert [(s["kind"], s["as_of"], s["source_name"]) for s in listed] == [
+        ("exits", "2025-04-01", "exits.csv"), ("exits", "2025-05-01", "exits.csv")]
+    assert listed[0]["source_sha256"] == listed[1]["source_sha256"]
+    assert "2025-05-01" in trials_cli.ok("outcomes", "snapshots", TRIAL).stdout

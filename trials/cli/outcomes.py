@@ -123,6 +123,25 @@ def export(app: AppContext, trial_id: str, snapshot_id: int | None, output: Path
     click.echo(f"wrote {written.rows} cases of snapshot {written.snapshot_id} to {output}")
 
 
+@outcomes.command()
+@trial_argument
+@db_options
+@json_option
+@pass_app
+def snapshots(app: AppContext, trial_id: str, as_json: bool) -> None:
+    """List the trial's outcome snapshots (id, kind, source file, SHA-256, as-of date)."""
+    from trials.outcomes.snapshots import list_snapshots
+
+    with app.read() as session:
+        rows = list_snapshots(session, trial_id)
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        click.echo(f"{trial_id} has no outcome snapshot yet (see `trials outcomes import`)")
+    else:
+        print_table(rows, ["id", "kind", "as_of", "source_name", "source_sha256", "imported_at"])
+
+
 @click.command()
 @trial_argument
 @db_options
