@@ -489,3 +489,23 @@ def test_ten_thousand_cases_import_quickly(engine: Engine, tmp_path: Path, key: 
     elapsed = time.perf_counter() - started
     assert result.new == 10_000
     assert elapsed < 5, f"10k cases took {elapsed:.1f}s"
+
+
+def test_slices_and_chunks_do_not_change_the_result(engine: Engine, write: Callable[..., Path], key: bytes,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing in slices of 2 records and statements of 3 rows gives what one slice gives."""
+    import trials.cases.importer as importer
+
+    monkeypatch.setattr(importer, "_SLICE", 2)
+    monkeypatch.setattr(importer, "_CHUNK", 3)
+    header = ["case_id", "primary_barrier", "months_unemployed", "benefit_type"]
+    first = [[f"S{i}", "social", str(i), "other"] for i in range(7)]
+    assert _import(engine, write("a.csv", csv_text(header, first)), key).new == 7
+    second = [[f"S{i}", "social", str(i + (i % 2)), "other"] for i in range(10)]  # odd ones change, 3 new
+    result = _import(engine, write("b.csv", csv_text(header, second)), key)
+    assert (result.new, result.updated, result.unchanged) == (3, 3, 4)
+    with db.read_session(engine) as session:
+        months = dict(session.execute(select(Case.case_key, Case.months_unemployed)).all())
+        revisions = sorted(session.execute(select(CaseHistory.revision)).scalars())
+    assert months == {f"S{i}": float(i + (i % 2)) for i in range(10)}
+    assert revisions == [1] * 10 + [2] * 3

@@ -37,12 +37,13 @@ MAX_MONTHS = 600.0  # 50 years: anything above is a unit mistake (days or weeks)
 MAX_TEXT = 128  # the width of case_key, caseworker and team in the schema
 MAX_PROBLEMS = 1000  # a file with more problems than this is wrong throughout; show the first ones
 BARRIER_SEPARATOR = "|"
-_CHUNK = 5000
+_CHUNK = 5000  # rows per executemany
+_SLICE = 50_000  # records prepared for the database at a time
 _LEADING_ZERO = re.compile(r"^[+-]?0\d")
 _CPR_SHAPED = re.compile(r"(?<!\d)(\d{6})-?(\d{4})(?!\d)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseRecord:
     """One validated row: the case as the file describes it (`case_key` already pseudonymised)."""
 
@@ -504,67 +505,56 @@ def _new_state(record: CaseRecord, old: dict[str, Any] | None, present: frozense
 
 
 def write_cases(session: Session, case_file: CaseFile) -> ImportResult:
-    """Write a validated file inside a `write_session`; returns the counts and the audit event's seq."""
+    """Write a validated file inside a `write_session`; returns the counts and the audit event's seq.
+
+    The records are written in slices of `_SLICE`, so a file of a million cases never holds
+    more than one slice's rows ready for the database at a time.
+    """
     now = utcnow()
     cases, history_table = _cases_table(), _history_table()
     bind, bind_history = _Binder(session, cases), _Binder(session, history_table)
     stamp = bind("created_at", now)
-    keys = [r.case_key for r in case_file.records]
-    existing = _existing(session, keys)
-    new_rows: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    unchanged = 0
-    for record in case_file.records:
-        old = existing.get(record.case_key)
-        state = _new_state(record, old, case_file.present)
-        if old is not None and all(old[name] == state[name] for name in _STATE):
-            unchanged += 1
-            continue
-        stored = {
-            "primary_barrier": state["primary_barrier"],
-            "barriers": bind("barriers", state["barriers"], cache=True),
-            "months_unemployed": state["months_unemployed"],
-            "benefit_type": state["benefit_type"],
-            "caseworker": state["caseworker"],
-            "team": state["team"],
-            "as_of": bind("as_of", state["as_of"], cache=True),
-            "covariates": bind("covariates", state["covariates"]),
-        }
-        if old is None:
-            new_rows.append({"case_key": record.case_key, "id_kind": case_file.id_column, "revision": 1,
-                             "created_at": stamp, "updated_at": stamp, **stored})
-        else:
-            revision = old["revision"] + 1
-            updates.append({"b_id": old["id"], "b_revision": revision, "b_updated_at": now, **state})
-            history.append({"case_id": old["id"], "revision": revision, "recorded_at": stamp,
-                            "source_sha256": case_file.sha256, **stored})
-
-    if new_rows:
-        # Writers are serialised (write_session), so the new cases are exactly those above the old maximum id.
-        connection = session.connection()
-        before = connection.execute(select(func.max(cases.c.id))).scalar() or 0
-        bind.insert(session, new_rows)
-        ids = dict(connection.execute(select(cases.c.case_key, cases.c.id).where(cases.c.id > before)).all())
-        if len(ids) != len(new_rows):  # pragma: no cover - only if another writer bypassed write_session
-            ids = {}
-            for chunk in _chunks([r["case_key"] for r in new_rows], 500):
-                ids.update(connection.execute(
-                    select(cases.c.case_key, cases.c.id).where(cases.c.case_key.in_(chunk))).all())
-        for row in new_rows:
-            history.append({"case_id": ids[row["case_key"]], "revision": 1, "recorded_at": stamp,
-                            "source_sha256": case_file.sha256, **{name: row[name] for name in _STATE}})
-    if updates:
-        names = ("revision", "updated_at", *_STATE)
-        statement = update(cases).where(cases.c.id == bindparam("b_id")).values(
-            {name: bindparam(f"b_{name}") for name in names})
+    existing = _existing(session, [r.case_key for r in case_file.records])
+    update_statement = update(cases).where(cases.c.id == bindparam("b_id")).values(
+        {name: bindparam(f"b_{name}") for name in ("revision", "updated_at", *_STATE)})
+    new = updated = unchanged = 0
+    for records in _chunks(case_file.records, _SLICE):
+        new_rows: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        for record in records:
+            old = existing.get(record.case_key)
+            state = _new_state(record, old, case_file.present)
+            if old is not None and all(old[name] == state[name] for name in _STATE):
+                unchanged += 1
+                continue
+            stored = {
+                "primary_barrier": state["primary_barrier"],
+                "barriers": bind("barriers", state["barriers"], cache=True),
+                "months_unemployed": state["months_unemployed"],
+                "benefit_type": state["benefit_type"],
+                "caseworker": state["caseworker"],
+                "team": state["team"],
+                "as_of": bind("as_of", state["as_of"], cache=True),
+                "covariates": bind("covariates", state["covariates"]),
+            }
+            if old is None:
+                new_rows.append({"case_key": record.case_key, "id_kind": case_file.id_column, "revision": 1,
+                                 "created_at": stamp, "updated_at": stamp, **stored})
+            else:
+                revision = old["revision"] + 1
+                updates.append({"b_id": old["id"], "b_revision": revision, "b_updated_at": now,
+                                **{f"b_{name}": value for name, value in state.items()}})
+                history.append({"case_id": old["id"], "revision": revision, "recorded_at": stamp,
+                                "source_sha256": case_file.sha256, **stored})
+        history.extend(_insert_new(session, bind, new_rows, stamp, case_file.sha256))
         for chunk in _chunks(updates):
-            session.connection().execute(statement, [
-                {key if key.startswith("b_") else f"b_{key}": value for key, value in row.items()} for row in chunk])
-    bind_history.insert(session, history)
+            session.connection().execute(update_statement, list(chunk))
+        bind_history.insert(session, history)
+        new += len(new_rows)
+        updated += len(updates)
 
-    counts = {"rows": len(case_file.records), "new": len(new_rows), "updated": len(updates),
-              "unchanged": unchanged}
+    counts = {"rows": len(case_file.records), "new": new, "updated": updated, "unchanged": unchanged}
     event = record_event(session, "cases_imported", payload={
         "source": case_file.source,
         "sha256": case_file.sha256,
@@ -574,6 +564,25 @@ def write_cases(session: Session, case_file: CaseFile) -> ImportResult:
     })
     return ImportResult(source=case_file.source, sha256=case_file.sha256, id_column=case_file.id_column,
                         audit_seq=event.seq, **counts)
+
+
+def _insert_new(session: Session, bind: _Binder, new_rows: list[dict[str, Any]], stamp: Any,
+                sha256: str) -> list[dict[str, Any]]:
+    """Insert new cases; returns their first history rows (which need the ids just given)."""
+    if not new_rows:
+        return []
+    cases = _cases_table()
+    # Writers are serialised (write_session), so the new cases are exactly those above the old maximum id.
+    connection = session.connection()
+    before = connection.execute(select(func.max(cases.c.id))).scalar() or 0
+    bind.insert(session, new_rows)
+    ids = dict(connection.execute(select(cases.c.case_key, cases.c.id).where(cases.c.id > before)).all())
+    if len(ids) != len(new_rows):  # pragma: no cover - only if another writer bypassed write_session
+        ids = {}
+        for chunk in _chunks([r["case_key"] for r in new_rows], 500):
+            ids.update(connection.execute(select(cases.c.case_key, cases.c.id).where(cases.c.case_key.in_(chunk))).all())
+    return [{"case_id": ids[row["case_key"]], "revision": 1, "recorded_at": stamp, "source_sha256": sha256,
+             **{name: row[name] for name in _STATE}} for row in new_rows]
 
 
 def import_cases(session: Session, path: Path, key: Key, *, as_of: dt.date | None = None) -> ImportResult:
