@@ -71,3 +71,21 @@ def test_balance_of_a_trial_and_the_command(engine: Engine, trials_cli: object, 
     assert shown["strata"] == result["strata"]
     text_out = cli.ok("balance", trial).stdout  # type: ignore[attr-defined]
     assert "largest within-stratum imbalance" in text_out and "sample ratio" in text_out
+
+
+def test_a_sample_ratio_mismatch_warns_by_name_and_in_the_result(engine: Engine, trials_cli: object) -> None:
+    """40 units all in one arm (inserted by hand, as a broken import would) under 1:1 weights."""
+    from trials.models import Assignment, utcnow
+
+    trial = setup_trial(engine, protocol_text(factors=[]))
+    with db.write_session(engine) as session:
+        session.add_all([Assignment(
+            trial_id=trial, protocol_version=1, unit="case", unit_key=f"U{i}", case_id=None, sequence=i + 1,
+            stratum="{}", stratum_label="(all)", stratum_sequence=i + 1, arm="treatment", method="permuted_blocks",
+            algorithm=assign.ALGORITHM, block=None, block_size=None, probabilities={"control": 0.5, "treatment": 0.5},
+            enrolled_on=utcnow().date(), assigned_at=utcnow()) for i in range(40)])
+    with db.read_session(engine) as session, pytest.warns(balance.SampleRatioMismatch, match="sample ratio"):
+        result = balance.balance(session, trial)
+    assert result["srm"]["p"] < 0.001 and result["warnings"] == [result["srm"]["warning"]]
+    shown = trials_cli("balance", trial)  # type: ignore[operator]
+    assert shown.exit_code == 0 and "WARNING: sample ratio mismatch" in shown.stderr

@@ -117,6 +117,10 @@ def balance(session: Session, trial_id: str) -> dict[str, Any]:
         select(Enrollment).where(Enrollment.trial_id == trial_id).order_by(Enrollment.sequence))]
     srm = srm_test(totals, weights)
     warnings = [srm["warning"]] if srm["warning"] else []
+    if srm["warning"]:
+        import warnings as python_warnings
+
+        python_warnings.warn(srm["warning"], SampleRatioMismatch, stacklevel=2)
     return {
         "trial_id": trial_id, "unit": ctx.protocol.unit, "method": ctx.protocol.stratification.method,
         "arms": arms, "weights": dict(weights), "units": {a: totals.get(a, 0) for a in arms},

@@ -108,9 +108,13 @@ def enroll(app: AppContext, trial_id: str, case_refs: tuple[str, ...], enrolled_
 @pass_app
 def balance(app: AppContext, trial_id: str, as_json: bool) -> None:
     """Per-stratum counts by arm, the largest within-stratum imbalance, SMDs and the SRM test."""
+    import warnings
+
+    from trials.balance import SampleRatioMismatch
     from trials.balance import balance as compute
 
-    with app.read() as session:
+    with app.read() as session, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SampleRatioMismatch)  # printed below as WARNING
         result = compute(session, trial_id)
     if as_json:
         print_json(result)
