@@ -622,3 +622,26 @@ def test_enroll_imports_nothing_heavy(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
     assert ": control" in out.stdout or ": treatment" in out.stdout
+
+
+def test_amendment_and_rolling_complete_batches_still_verify(engine: Engine) -> None:
+    from trials.protocol import amend
+
+    text = protocol_text("batches", method="complete", factors=["primary_barrier"])
+    trial = setup_trial(engine, text, 15)
+    with db.write_session(engine) as session:
+        assign.assign_all(session, trial)
+        amended = text.replace('hypothesis = "It works."', 'hypothesis = "It works well."')
+        amend(session, parse_protocol(amended), "clearer hypothesis")
+        add_cases(session, 4, prefix="Q", seed=8)
+    with db.write_session(engine) as session:
+        assign.enroll_many(session, trial, [f"Q{i:05d}" for i in range(2)])
+    with db.write_session(engine) as session:
+        assign.assign_all(session, trial)
+    rows = stored(engine, trial)
+    assert [a.block for a in rows] == [1] * 15 + [2, 3] + [4] * 2
+    assert [a.protocol_version for a in rows] == [1] * 15 + [2] * 4
+    with db.read_session(engine) as session:
+        check = verify(session, trial)
+    assert check.ok, check.findings
+    assert check.allocations == 19
