@@ -39,6 +39,11 @@ class AppContext:
             from trials import db
 
             self._engine = db.make_engine(self.settings.database_url)
+            # Close the pool's connections when the command ends (in-process callers such as
+            # tests run many commands; each would otherwise keep its connections until exit).
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None:
+                ctx.find_root().call_on_close(self._engine.dispose)
             if require_head:
                 db.require_head(self._engine)
         return self._engine
