@@ -124,6 +124,12 @@ def test_an_edited_withdrawal_reason_is_detected(fresh: tuple[str, Engine]) -> N
     assert_detected(url, "enrollment trial-a #22", "differ from those logged (events #6)")
 
 
+def test_a_changed_block_size_is_detected(fresh: tuple[str, Engine]) -> None:
+    url, engine = fresh
+    tamper(engine, "UPDATE assignment SET block_size = 8 WHERE sequence = 5")
+    assert_detected(url, "allocation trial-a #5", "stored block size 8, the registered procedure gives")
+
+
 def test_a_deleted_event_is_detected(fresh: tuple[str, Engine]) -> None:
     url, engine = fresh
     tamper(engine, "DELETE FROM audit_event WHERE seq = 3")
@@ -203,7 +209,9 @@ def test_log_lists_events_and_never_an_open_seed(fresh: tuple[str, Engine]) -> N
     url, engine = fresh
     events = json.loads(run(url, "audit", "log", TRIAL, "--json").stdout)
     assert [e["action"] for e in events] == ["protocol_registered", "trial_assigned"] + ["case_enrolled"] * 3
-    assert secret_seed(engine) not in run(url, "audit", "log", "--json").stdout
+    shown = run(url, "audit", "log", "--json").stdout
+    assert secret_seed(engine) not in shown
+    assert "block_size" not in shown  # the end of an open block cannot be predicted from the log
     assert "trial_assigned" in run(url, "audit", "log").stdout
 
 

@@ -456,7 +456,7 @@ def _loads(stratum: str) -> dict[str, str]:
 def _allocation_payload(a: Assignment) -> dict[str, Any]:
     return {
         "sequence": a.sequence, "unit": a.unit, "unit_key": a.unit_key, "stratum": a.stratum,
-        "stratum_sequence": a.stratum_sequence, "block": a.block, "block_size": a.block_size, "arm": a.arm,
+        "stratum_sequence": a.stratum_sequence, "block": a.block, "arm": a.arm,
         "probabilities": a.probabilities, "method": a.method, "algorithm": a.algorithm,
         "protocol_version": a.protocol_version, "enrolled_on": a.enrolled_on.isoformat(),
     }

@@ -352,7 +352,7 @@ def _logged_units(events: list[dict[str, Any]]) -> tuple[list[tuple[int, dict[st
     return allocations, enrollments
 
 
-_COMPARED = ("unit", "unit_key", "stratum", "stratum_sequence", "block", "block_size", "arm", "probabilities",
+_COMPARED = ("unit", "unit_key", "stratum", "stratum_sequence", "block", "arm", "probabilities",
              "method", "algorithm", "protocol_version", "enrolled_on")
 
 
@@ -438,6 +438,7 @@ def _verify_allocations(record: Record, trial_id: str, events: list[dict[str, An
     n, found = _compare_stored(record, trial_id, events)
     findings += found
     texts = {v["version"]: v["text"] for v in record.protocol_versions if v["trial_id"] == trial_id}
+    stored = {a["sequence"]: a for a in record.assignments if a["trial_id"] == trial_id}
     protocols: dict[int, Any] = {}
     logged, _enrollments = _logged_units(events)
     expected_sequence = 1
@@ -483,11 +484,11 @@ def _verify_allocations(record: Record, trial_id: str, events: list[dict[str, An
                 cached[:] = assign.permuted_blocks_sequence(seed, stratum, max(index, 2 * len(cached)),
                                                             protocol.arms, protocol.stratification.block_sizes)
             derived = cached[index - 1]
-            _compare_allocation(findings, where, entry, derived)
+            _compare_allocation(findings, where, entry, derived, stored.get(entry.get("sequence")))
         elif method == "minimization":
             derived = assign.minimization_choice(seed, int(entry["sequence"]), state, values, protocol.arms,
                                                  protocol.stratification.minimization_probability)
-            _compare_allocation(findings, where, entry, derived)
+            _compare_allocation(findings, where, entry, derived, stored.get(entry.get("sequence")))
             assign.minimization_add(state, values, str(entry.get("arm")))
         else:
             batch = entry.get("block")
@@ -504,16 +505,22 @@ def _verify_allocations(record: Record, trial_id: str, events: list[dict[str, An
         for event_seq, entry in members:
             where = f"event #{event_seq}: allocation {trial_id} #{entry.get('sequence')} ({entry.get('unit_key')})"
             arm, size = derived_batch[entry["unit_key"]]
-            _compare_allocation(findings, where, entry, assign.Allocation(arm, batch, size, probabilities))
+            _compare_allocation(findings, where, entry, assign.Allocation(arm, batch, size, probabilities),
+                                stored.get(entry.get("sequence")))
     return n, findings
 
 
-def _compare_allocation(findings: list[str], where: str, entry: dict[str, Any], derived: Any) -> None:
+def _compare_allocation(findings: list[str], where: str, entry: dict[str, Any], derived: Any,
+                        row: dict[str, Any] | None) -> None:
     if entry.get("arm") != derived.arm:
         findings.append(f"{where}: logged arm {entry.get('arm')!r}, the registered procedure gives {derived.arm!r}")
-    if entry.get("block") != derived.block or entry.get("block_size") != derived.block_size:
-        findings.append(f"{where}: logged block {entry.get('block')}/{entry.get('block_size')}, the registered "
-                        f"procedure gives {derived.block}/{derived.block_size}")
+    if entry.get("block") != derived.block:
+        findings.append(f"{where}: logged block {entry.get('block')}, the registered procedure gives {derived.block}")
+    # The block size is not in the log (it would let a reader of an open trial's log predict the
+    # end of a block); the stored one is checked against the derived one.
+    if row is not None and row.get("block_size") != derived.block_size:
+        findings.append(f"{where}: stored block size {row.get('block_size')}, the registered procedure gives "
+                        f"{derived.block_size}")
     logged = entry.get("probabilities") or {}
     if set(logged) != set(derived.probabilities) or any(
             abs(float(logged[a]) - derived.probabilities[a]) > 1e-12 for a in derived.probabilities):
@@ -567,6 +574,9 @@ def export_bundle(session: Session, trial_id: str, path: Any, include_seed: bool
     if include_seed and trial.closed_at is None:
         record_event(session, "bundle_exported", trial_id=trial_id, payload={"include_seed": True})
     record = record_from_db(session, trial_id, redact_other_trials=True, include_seed=with_seed)
+    if not with_seed:  # concealment: block sizes of an open trial would reveal the ends of blocks
+        for row in record.assignments:
+            row["block_size"] = None
     contents = {
         "protocol_versions.json": record.protocol_versions,
         "assignments.json": record.assignments,
