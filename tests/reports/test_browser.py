@@ -71,3 +71,27 @@ def test_pdf_is_printed_with_chromium(report_input: ReportInput, tmp_path: Path)
     pdf = tmp_path / "effect.pdf"
     html_to_pdf(page_file, pdf)
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_kind_of_demo_page_loads_offline(db_url: str, key_file: Path, tmp_path: Path, trials_cli) -> None:  # type: ignore[no-untyped-def]
+    """The pages `make demo` writes (effect report in both languages, audit report, portfolio),
+    made by the same commands on a small trial, each opened offline from a file URL."""
+    from tests.pipeline import run_pipeline
+
+    chromium_or_skip()
+    run_pipeline(db_url, key_file, tmp_path, n=200)
+    pages = {
+        "demo-effect-da": ["report", "street-walker", "--lang", "da", "--replicates", "100"],
+        "demo-effect-en": ["report", "street-walker", "--lang", "en", "--replicates", "100"],
+        "demo-audit": ["audit", "report", "street-walker"],
+        "demo-portfolio": ["portfolio", "report"],
+    }
+    for name, args in pages.items():
+        page_file = tmp_path / f"{name}.html"
+        trials_cli.ok(*args, "-o", page_file)
+        requests, errors = load_in_browser(page_file, ARTIFACTS / f"{name}.png")
+        assert requests == [page_file.as_uri()], f"{name}: a request left the file"
+        assert errors == [], name
+        print(f"screenshot: {ARTIFACTS / f'{name}.png'}")
