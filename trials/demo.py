@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trials import config, db
 from trials.simulate import Scenario
@@ -47,7 +47,7 @@ def step(message: str) -> None:
     print(message, flush=True)
 
 
-def run(output: Path = OUTPUT) -> dict[str, dict[str, object]]:
+def run(output: Path = OUTPUT) -> dict[str, dict[str, Any]]:
     from trials.assign import assign_all, close, enroll
     from trials.audit import verify
     from trials.bootstrap import initialise
@@ -110,7 +110,7 @@ def run(output: Path = OUTPUT) -> dict[str, dict[str, object]]:
         step(f"5. {trial_id}: simulated {written} person-weeks (true HR {scenario.hazard_ratio['treatment']}), "
              "imported")
 
-    headlines: dict[str, dict[str, object]] = {}
+    headlines: dict[str, dict[str, Any]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for trial_id in TRUTH:
