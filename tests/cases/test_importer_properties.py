@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from tests.cases.helpers import row_counts
 from trials import db
+from trials.cases import columns as col
 from trials.cases.importer import parse_case_data, write_cases
 from trials.cases.summary import list_cases
 from trials.errors import InputError
@@ -30,8 +31,6 @@ SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[Healt
 
 BARRIER_SPELLINGS = [s for t in BARRIERS.terms for s in (t.id, t.da, t.en, *t.aliases)]
 BENEFIT_SPELLINGS = [s for t in BENEFIT_TYPES.terms for s in (t.id, t.da, t.en, *t.aliases)]
-RESERVED = {normalise(n) for n in ("case_id", "cpr", "primary_barrier", "barriers", "months_unemployed",
-                                   "benefit_type", "caseworker", "team", "as_of")}
 LETTERS = "abcdefghijklmnopqrstuvwxyzæøåABCDEFGHIJKLMNOPQRSTUVWXYZÆØÅ"
 
 
@@ -64,7 +63,7 @@ invalid_months = st.one_of(
 
 
 covariate_name = st.text(LETTERS + " ", min_size=1, max_size=10).map(str.strip).filter(
-    lambda s: bool(s) and normalise(s) not in RESERVED and "  " not in s)
+    lambda s: bool(s) and col.canonical_name(s) is None and "  " not in s)
 
 
 @st.composite
