@@ -512,3 +512,15 @@ def test_slices_and_chunks_do_not_change_the_result(engine: Engine, write: Calla
         revisions = sorted(session.execute(select(CaseHistory.revision)).scalars())
     assert months == {f"S{i}": float(i + (i % 2)) for i in range(10)}
     assert revisions == [1] * 10 + [2] * 3
+
+
+def test_a_cpr_file_needs_the_key_a_case_id_file_does_not(trials_cli: Any, write: Callable[..., Path],
+                                                          counts: Callable[[], dict[str, int]],
+                                                          tmp_path: Path) -> None:
+    missing = tmp_path / "elsewhere" / "trials.key"
+    before = counts()
+    refused = trials_cli("cases", "import", write("cpr.csv", _cpr_file("010190-1234")), "--key-file", missing)
+    assert refused.exit_code == 2 and "pseudonymisation key not found" in refused.stderr
+    assert "010190" not in refused.stderr + refused.stdout
+    assert counts() == before
+    trials_cli.ok("cases", "import", write("ids.csv", GOOD), "--key-file", missing)

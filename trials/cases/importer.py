@@ -469,10 +469,11 @@ class _Binder:
         quote = dialect.identifier_preparer.quote
         names = list(rows[0])
         if self.copy:  # PostgreSQL: COPY in the same transaction, an order of magnitude faster than INSERTs
-            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            with cursor.copy(f"COPY {quote(self.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([row[n] for n in names])
+            copy_sql = f"COPY {quote(self.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+            with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+                with cursor.copy(copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row([row[n] for n in names])
             return
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
         statement = (f"INSERT INTO {quote(self.name)} ({', '.join(quote(n) for n in names)}) "
