@@ -86,7 +86,7 @@ def record_event(
     session: Session, action: str, *, trial_id: str | None = None, payload: dict[str, Any] | None = None
 ) -> AuditEvent:
     """Append one event to the chain. Call inside `trials.db.write_session` (writers are serialised)."""
-    last = head(session)
+    last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq = 1 if last is None else last.seq + 1
     prev_hash = GENESIS_HASH if last is None else last.hash
     occurred_at = utcnow()
