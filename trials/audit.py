@@ -245,6 +245,11 @@ def verify_record(record: Record, trial_id: str | None = None, expect_head: str 
     if trial_id is not None and trial_id not in record.trials:
         findings.append(f"trial {trial_id!r} is not in the record")
         trial_ids = []
+    if trial_id is None:
+        unknown = sorted({e["trial_id"] for e in events if not e.get("redacted") and e.get("trial_id")}
+                         - set(record.trials))
+        findings += [f"trial {tid!r} has events in the log but is not registered (its record was removed)"
+                     for tid in unknown]
     allocations = 0
     for tid in trial_ids:
         trial_events = [e for e in events if not e.get("redacted") and e.get("trial_id") == tid]
