@@ -337,24 +337,33 @@ def _term(value: str, vocabulary: Any, what: str, fail: Any) -> str | None:
 
 def _barriers(value: str, primary: str | None, fail: Any) -> list[str]:
     """The case's barriers, primary first, then the others in vocabulary order."""
+    barriers, messages = _parse_barriers(value, primary)
+    for message in messages:
+        fail(message)
+    return list(barriers)
+
+
+@lru_cache(maxsize=4096)
+def _parse_barriers(value: str, primary: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`_barriers` as a pure function of the cell and the primary barrier (cached: few distinct values)."""
     found: set[str] = set()
+    messages: list[str] = []
     for part in value.split(BARRIER_SEPARATOR):
         part = part.strip()
         if not part:
             continue
         term = _lookup_barrier(part)
         if term is None:
-            fail(f"unknown barrier {shown(part)}; accepted: {BARRIERS.accepted()} (several separated by "
-                 f"{BARRIER_SEPARATOR!r})")
+            messages.append(f"unknown barrier {shown(part)}; accepted: {BARRIERS.accepted()} (several separated "
+                            f"by {BARRIER_SEPARATOR!r})")
             continue
         found.add(term)
     if primary is None:
-        return []
+        return (), tuple(messages)
     found.add(primary)
     if "none" in found and len(found) > 1:
-        fail("'none' cannot be combined with other barriers (the primary barrier is "
-             f"{primary!r})")
-    return [primary] + [b for b in _BARRIER_ORDER if b in found and b != primary]
+        messages.append(f"'none' cannot be combined with other barriers (the primary barrier is {primary!r})")
+    return (primary, *(b for b in _BARRIER_ORDER if b in found and b != primary)), tuple(messages)
 
 
 def _months(value: str, fail: Any) -> float | None:
