@@ -25,6 +25,7 @@ from trials.vocab import BARRIERS, BENEFIT_TYPES, EXIT_KINDS, METHODS, UNITS
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 DEFAULT_HORIZONS = (52, 104)
+MAX_PROTOCOL_BYTES = 1 << 20  # a protocol is a page of TOML; anything this large is the wrong file
 DEFAULT_MINIMIZATION_PROBABILITY = 0.8
 # Keys whose change would alter the randomization: frozen once any unit is assigned.
 FROZEN_AFTER_ASSIGNMENT = ("unit", "arms", "control_arm", "stratification", "seed")
@@ -367,6 +368,9 @@ def _check_business_case(check: _Checker, table: dict[str, Any]) -> None:
 def read_protocol_file(path: Path) -> Protocol:
     """Read and validate a protocol file; decoding problems are input errors too."""
     try:
+        if path.stat().st_size > MAX_PROTOCOL_BYTES:
+            raise InputError([Problem(str(path), f"is larger than {MAX_PROTOCOL_BYTES // 1024} KiB: not a protocol "
+                                      "file (is this the right file?)")])
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise InputError([Problem(str(path), "file not found")]) from None

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from trials.tabular import neutralise_formula
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -134,8 +136,8 @@ def write_weekly_csv(path: Path, cases: Sequence[SimulatedCase], states: NDArray
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["case_id", "week", "status"])
-        for row in weekly_rows(cases, states, codes, as_of):
-            writer.writerow(row)
+        for case_id, week, status in weekly_rows(cases, states, codes, as_of):
+            writer.writerow([neutralise_formula(case_id), week, neutralise_formula(status)])
             count += 1
     return count
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trials.errors import InputError, Problem
+from trials.tabular import neutralise_formula
 
 DEFAULT_AS_OF = dt.date(2026, 1, 1)
 
@@ -284,12 +285,14 @@ def synthesise(n: int, seed: int | str, *, with_cpr: bool = False, as_of: dt.dat
 
 def _cell(value: Any, decimal_comma: bool) -> Any:
     if isinstance(value, list):
-        return "|".join(value)
+        return neutralise_formula("|".join(value))
     if isinstance(value, float):
         text = f"{value:.1f}"
         return text.replace(".", ",") if decimal_comma else text
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, str):
+        return neutralise_formula(value)
     return value
 
 

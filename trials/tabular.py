@@ -16,10 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trials.errors import InputError, Problem
+from trials.pseudonym import looks_like_cpr
 from trials.vocab import normalise
 
 XLSX_MAGIC = b"PK\x03\x04"
 MAX_FIELD_CHARS = 10_000
+# No line a person or an export writes is this long; a file with one is refused as soon as it is
+# seen, so that a damaged or hostile file (a 1 GB line) is not read into memory first.
+MAX_LINE_BYTES = 1 << 20
+_BLOCK = 1 << 20
 _NO_DELIMITER = "\x1f"  # the ASCII unit separator, never in a typed value
 
 
@@ -57,13 +62,38 @@ def detect_delimiter(first_line: str) -> str:
 def read_table(path: Path) -> Table:
     """Read a CSV or XLSX file (chosen by content, not by name) into a `Table`."""
     source = path.name
+    return read_table_data(read_file(path, source), source)
+
+
+def read_file(path: Path, source: str) -> bytes:
+    """The bytes of a table file, read block by block: a text file with binary data or with a
+    line longer than MAX_LINE_BYTES is refused as soon as that is seen, without reading on."""
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except FileNotFoundError:
         raise InputError([Problem(str(path), "file not found")]) from None
     except IsADirectoryError:
         raise InputError([Problem(str(path), "is a folder, not a file")]) from None
-    return read_table_data(data, source)
+    with handle:
+        block = handle.read(_BLOCK)
+        if block.startswith(XLSX_MAGIC):
+            return block + handle.read()
+        blocks = []
+        line, carried = 1, 0  # the current line's number and its length so far
+        while block:
+            if b"\x00" in block:
+                raise InputError([Problem(source, "binary data, not a text CSV file")])
+            lengths = [len(part) for part in block.split(b"\n")]
+            lengths[0] += carried
+            if max(lengths) > MAX_LINE_BYTES:
+                row = line + next(i for i, n in enumerate(lengths) if n > MAX_LINE_BYTES)
+                raise InputError([Problem(source, f"a line is longer than {MAX_LINE_BYTES} bytes: "
+                                          "not a table (is this the right file?)", row=row)])
+            line += len(lengths) - 1
+            carried = lengths[-1]
+            blocks.append(block)
+            block = handle.read(_BLOCK)
+    return b"".join(blocks)
 
 
 def read_table_data(data: bytes, source: str) -> Table:
@@ -174,7 +204,8 @@ def _header_problems(header: list[str], source: str) -> list[Problem]:
         if not name:
             problems.append(Problem(source, f"header column {position} has no name", row=1))
         elif normalise(name) in seen:
-            problems.append(Problem(source, f"the column {name!r} appears twice", row=1))
+            shown = "(a name shaped like a CPR number, not shown)" if looks_like_cpr(name) else repr(name)
+            problems.append(Problem(source, f"the column {shown} appears twice", row=1))
         seen.add(normalise(name))
     return problems
 

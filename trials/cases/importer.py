@@ -30,7 +30,7 @@ from trials.cases import columns as col
 from trials.errors import InputError, Problem
 from trials.models import Case, CaseHistory, utcnow
 from trials.pseudonym import looks_like_cpr, parse_cpr, pseudonymise
-from trials.tabular import Table, parse_date, parse_decimal, read_table_data
+from trials.tabular import Table, parse_date, parse_decimal, read_file, read_table_data
 from trials.vocab import BARRIERS, BENEFIT_TYPES
 
 MAX_MONTHS = 600.0  # 50 years: anything above is a unit mistake (days or weeks), not a case
@@ -112,14 +112,8 @@ def read_case_file(path: Path, key: Key, *, as_of: dt.date | None = None) -> Cas
     `key` is the pseudonymisation key, or a function returning it: it is loaded only for a
     file with a cpr column, so files named by case_id need no key.
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError([Problem(str(path), "file not found")]) from None
-    except IsADirectoryError:
-        raise InputError([Problem(str(path), "is a folder, not a file")]) from None
     source = path.name if not looks_like_cpr(path.name) else "(file name withheld: it contains a CPR-shaped number)"
-    return parse_case_data(data, source, key, as_of=as_of)
+    return parse_case_data(read_file(path, source), source, key, as_of=as_of)
 
 
 def parse_case_data(data: bytes, source: str, key: Key, *, as_of: dt.date | None = None) -> CaseFile:
@@ -135,7 +129,11 @@ def _match_header(table: Table) -> tuple[dict[str, int], list[tuple[int, str]], 
     problems: list[Problem] = []
     for position, name in enumerate(table.header):
         canonical = col.canonical_name(name)
-        if canonical is None:
+        if canonical is None and (_contains_cpr(name) or looks_like_cpr(name)):
+            # a covariate's name is stored and shown: it must not carry a CPR number
+            problems.append(Problem(table.source, f"the name of column {position + 1} looks like a CPR number "
+                                    "(not shown); CPR numbers belong in the cpr column's cells", row=1))
+        elif canonical is None:
             covariates.append((position, name))
         elif canonical in known:
             first = table.header[known[canonical]]

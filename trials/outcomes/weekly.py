@@ -33,7 +33,14 @@ from trials.outcomes.snapshots import (
 )
 from trials.protocol import latest_version, load_protocol
 from trials.pseudonym import case_key, looks_like_cpr
-from trials.tabular import XLSX_MAGIC, decode_text, detect_delimiter, match_columns, read_table
+from trials.tabular import (
+    MAX_LINE_BYTES,
+    XLSX_MAGIC,
+    decode_text,
+    detect_delimiter,
+    match_columns,
+    read_table,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -157,12 +164,14 @@ class WeeklyReader:
         quoted = False
         problems: list[Problem] = []
         count = 0
+        physical, run = 1, 0  # physical lines (quotes or not) and the current one's length so far
         with self.path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
+                data = np.frombuffer(block, dtype=np.uint8)
+                physical, run = self._check_line_lengths(data, physical, run)
                 if quoted:
                     continue
-                data = np.frombuffer(block, dtype=np.uint8)
                 if (data == quote).any():
                     quoted = True
                     continue
@@ -204,6 +213,17 @@ class WeeklyReader:
                 extra.append(f"{self.path.name}: ... and {count - len(problems)} more problems")
             raise InputError([*problems, *extra])
         return digest.hexdigest()
+
+    def _check_line_lengths(self, data: np.ndarray, physical: int, run: int) -> tuple[int, int]:
+        """Refuse the file at the first line longer than MAX_LINE_BYTES (a damaged or hostile file
+        would otherwise reach the CSV parser, which holds a whole line in memory)."""
+        ends = np.flatnonzero(data == ord("\n"))
+        lengths = np.diff(np.concatenate(([-1 - run], ends, [len(data)]))) - 1
+        longest = int(np.argmax(lengths))
+        if lengths[longest] > MAX_LINE_BYTES:
+            raise InputError([Problem(self.path.name, f"a line is longer than {MAX_LINE_BYTES} bytes: not a table "
+                                      "(is this the right file?)", row=physical + longest)])
+        return physical + len(ends), int(lengths[-1])
 
     def _sniff(self, head: bytes) -> tuple[str, str]:
         if b"\x00" in head:
