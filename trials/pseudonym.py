@@ -17,7 +17,8 @@ from pathlib import Path
 
 from trials.errors import InputError, Refused
 
-_CPR = re.compile(r"^\s*(\d{6})-?(\d{4})\s*$")
+# ASCII digits only: "\d" alone would also take e.g. Arabic-Indic digits, which cannot be hashed as ASCII.
+_CPR = re.compile(r"^\s*(\d{6})-?(\d{4})\s*$", re.ASCII)
 KEY_BYTES = 32
 
 

@@ -243,6 +243,8 @@ MALFORMED: dict[str, tuple[str | bytes, str, list[str]]] = {
     "cpr_lost_leading_zero": (_cpr_file("101901234"), "m.csv",
                               ["row 2, column cpr: is not a valid CPR number", "leading zero"]),
     "cpr_letters": (_cpr_file("01019O-1234"), "m.csv", ["row 2, column cpr: is not a valid CPR number"]),
+    # Arabic-Indic digits used to pass the CPR pattern and crash the pseudonymisation
+    "cpr_non_ascii_digits": (_cpr_file("٠١٠١٩٠-١٢٣٤"), "m.csv", ["row 2, column cpr: is not a valid CPR number"]),
     "negative_months": (_base(months_unemployed="-2"), "m.csv",
                         ["m.csv, row 3, column months_unemployed: must be 0 or more"]),
     "non_numeric_months": (_base(months_unemployed="tre"), "m.csv",
