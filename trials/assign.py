@@ -30,7 +30,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from trials.audit import canonical_json, record_event, sha256_hex
@@ -167,6 +167,27 @@ def permuted_blocks_allocation(seed: str, stratum: str, index: int, arms: Mappin
             return Allocation(arms_in_block[index - start - 1], block, size, weight_probabilities(arms))
         start += size
         block += 1
+
+
+def permuted_blocks_range(seed: str, stratum: str, first: int, count: int, arms: Mapping[str, int],
+                          block_sizes: Sequence[int]) -> list[Allocation]:
+    """Allocations `first` .. `first + count - 1` (1-based) of a stratum in one walk over its blocks
+    (the same as `permuted_blocks_allocation` for each index, without starting over each time)."""
+    probabilities = weight_probabilities(arms)
+    start, block = 0, 1
+    while first > start + (size := block_size(seed, stratum, block, block_sizes)):
+        start += size
+        block += 1
+    out: list[Allocation] = []
+    index = first
+    while len(out) < count:
+        arms_in_block = permuted_block(seed, stratum, block, arms, block_sizes)
+        end = start + len(arms_in_block)
+        while index <= end and len(out) < count:
+            out.append(Allocation(arms_in_block[index - start - 1], block, len(arms_in_block), probabilities))
+            index += 1
+        start, block = end, block + 1
+    return out
 
 
 def permuted_blocks_sequence(seed: str, stratum: str, n: int, arms: Mapping[str, int],
@@ -453,7 +474,7 @@ def _loads(stratum: str) -> dict[str, str]:
     return dict(json.loads(stratum))
 
 
-def _allocation_payload(a: Assignment) -> dict[str, Any]:
+def _allocation_payload(a: NewAssignment) -> dict[str, Any]:
     return {
         "sequence": a.sequence, "unit": a.unit, "unit_key": a.unit_key, "stratum": a.stratum,
         "stratum_sequence": a.stratum_sequence, "block": a.block, "arm": a.arm,
@@ -462,12 +483,62 @@ def _allocation_payload(a: Assignment) -> dict[str, Any]:
     }
 
 
-def _enrollment_payload(e: Enrollment, case_key: str, assignment_sequence: int) -> dict[str, Any]:
+def _enrollment_payload(e: NewEnrollment, case_key: str, assignment_sequence: int) -> dict[str, Any]:
     return {
         "sequence": e.sequence, "case_key": case_key, "arm": e.arm, "cluster": e.cluster,
         "assignment_sequence": assignment_sequence, "case_revision": e.case_revision,
         "enrolled_on": e.enrolled_on.isoformat(), "frozen_sha256": sha256_hex(canonical_json(e.frozen)),
     }
+
+
+@dataclass(slots=True)
+class NewAssignment:
+    """An assignment about to be inserted: a plain record, because a whole cohort can be a
+    million of them and ORM objects would cost minutes (`_store` bulk-inserts `row()`)."""
+
+    trial_id: str
+    protocol_version: int
+    unit: str
+    unit_key: str
+    case_id: int | None
+    sequence: int
+    stratum: str
+    stratum_label: str
+    stratum_sequence: int
+    arm: str
+    method: str
+    algorithm: str
+    block: int | None
+    block_size: int | None
+    probabilities: dict[str, float]
+    enrolled_on: dt.date
+    assigned_at: dt.datetime
+    audit_seq: int | None = None
+    id: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__ if name != "id"}
+
+
+@dataclass(slots=True)
+class NewEnrollment:
+    """An enrollment about to be inserted; `assignment` is its own or its cluster's assignment."""
+
+    trial_id: str
+    case_id: int
+    arm: str
+    cluster: str | None
+    sequence: int
+    case_revision: int
+    frozen: dict[str, Any]
+    enrolled_on: dt.date
+    enrolled_at: dt.datetime
+    assignment: Any = None
+
+    def row(self) -> dict[str, Any]:
+        values = {name: getattr(self, name) for name in self.__slots__ if name != "assignment"}
+        values["assignment_id"] = self.assignment.id
+        return values
 
 
 @dataclass
@@ -478,7 +549,7 @@ class _Unit:
 
 
 def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_on: dt.date,
-              assigned_at: dt.datetime) -> list[Assignment]:
+              assigned_at: dt.datetime) -> list[NewAssignment]:
     """Randomize units (already in their enrollment order) with the protocol's method."""
     protocol, trial = ctx.protocol, ctx.trial
     method = protocol.stratification.method
@@ -494,7 +565,7 @@ def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_
     else:
         seq = _next_sequence(session, Assignment.sequence, trial.id)
         done = _stratum_counts(session, trial.id)
-    out: list[Assignment] = []
+    out: list[NewAssignment] = []
     complete: dict[str, tuple[str, int]] = {}
     batch = None
     state: MinimizationState = {}
@@ -505,12 +576,17 @@ def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_
                                        protocol.arms)
     elif method == "minimization":
         state = _minimization_state(session, trial.id)
+    planned: dict[str, list[Allocation]] = {}
+    if method == "permuted_blocks":
+        wanted = Counter(stratum_key(u.values) for u in units)
+        for key, count in wanted.items():
+            planned[key] = permuted_blocks_range(trial.seed, key, done[key] + 1, count, protocol.arms,
+                                                 protocol.stratification.block_sizes)[::-1]
     for unit in units:
         key = stratum_key(unit.values)
         done[key] += 1
         if method == "permuted_blocks":
-            allocation = permuted_blocks_allocation(trial.seed, key, done[key], protocol.arms,
-                                                    protocol.stratification.block_sizes)
+            allocation = planned[key].pop()
         elif method == "complete":
             arm, size = complete[unit.unit_key]
             allocation = Allocation(arm, batch, size, weight_probabilities(protocol.arms))
@@ -518,7 +594,7 @@ def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_
             allocation = minimization_choice(trial.seed, seq, state, unit.values, protocol.arms,
                                              protocol.stratification.minimization_probability)
             minimization_add(state, unit.values, allocation.arm)
-        out.append(Assignment(
+        out.append(NewAssignment(
             trial_id=trial.id, protocol_version=ctx.version, unit=protocol.unit, unit_key=unit.unit_key,
             case_id=unit.case.id if unit.case is not None and protocol.unit == "case" else None,
             sequence=seq, stratum=key, stratum_label=stratum_label(unit.values), stratum_sequence=done[key],
@@ -631,43 +707,48 @@ def assign_all(session: Session, trial_id: str, enrolled_on: dt.date | None = No
     return result
 
 
-def _enrollments_for(session: Session, ctx: TrialContext, cases: list[Case], new: list[Assignment],
-                     enrolled_on: dt.date, now: dt.datetime) -> list[tuple[Enrollment, str, int]]:
+def _enrollments_for(session: Session, ctx: TrialContext, cases: list[Case], new: list[NewAssignment],
+                     enrolled_on: dt.date, now: dt.datetime) -> list[tuple[NewEnrollment, str, int]]:
     """Enrollment rows (not yet added) for cases, pointing at their own or their cluster's assignment."""
     protocol = ctx.protocol
     seq = _next_sequence(session, Enrollment.sequence, ctx.trial.id)
     if protocol.unit == "case":
         by_key = {a.unit_key: a for a in new}
-        ordered = [(c, by_key[c.case_key]) for c in sorted(cases, key=lambda c: by_key[c.case_key].sequence)]
+        ordered: list[tuple[Case, Any]] = [
+            (c, by_key[c.case_key]) for c in sorted(cases, key=lambda c: by_key[c.case_key].sequence)
+        ]
     else:
-        clusters = {a.unit_key: a for a in session.scalars(
+        clusters: dict[str, Any] = {a.unit_key: a for a in session.scalars(
             select(Assignment).where(Assignment.trial_id == ctx.trial.id))}
         clusters.update({a.unit_key: a for a in new})
         ordered = sorted(((c, clusters[str(getattr(c, protocol.unit))]) for c in cases),
                          key=lambda pair: (pair[1].sequence, order_key(ctx.trial.seed, pair[0].case_key)))
     out = []
     for case, assignment in ordered:
-        enrollment = Enrollment(
+        enrollment = NewEnrollment(
             trial_id=ctx.trial.id, case_id=case.id, arm=assignment.arm,
             cluster=assignment.unit_key if protocol.unit != "case" else None, sequence=seq,
             case_revision=case.revision, frozen=frozen_case(case), enrolled_on=enrolled_on, enrolled_at=now,
         )
-        enrollment._assignment = assignment  # type: ignore[attr-defined]
+        enrollment.assignment = assignment
         out.append((enrollment, case.case_key, assignment.sequence))
         seq += 1
     return out
 
 
-def _store(session: Session, assignments: list[Assignment], enrollments: list[tuple[Enrollment, str, int]],
+def _store(session: Session, assignments: list[NewAssignment], enrollments: list[tuple[NewEnrollment, str, int]],
            audit_seq: int) -> None:
-    for a in assignments:
-        a.audit_seq = audit_seq
-    session.add_all(assignments)
-    session.flush()
-    for e, _key, _seq in enrollments:
-        e.assignment_id = e._assignment.id  # type: ignore[attr-defined]
-    session.add_all([e for e, _k, _s in enrollments])
-    session.flush()
+    """Bulk INSERT (no ORM objects: a whole cohort can be a million rows), then the new ids."""
+    if assignments:
+        for a in assignments:
+            a.audit_seq = audit_seq
+        session.execute(insert(Assignment), [a.row() for a in assignments])
+        ids = {key: id_ for key, id_ in session.execute(select(Assignment.unit_key, Assignment.id).where(
+            Assignment.trial_id == assignments[0].trial_id, Assignment.audit_seq == audit_seq))}
+        for a in assignments:
+            a.id = ids[a.unit_key]
+    if enrollments:
+        session.execute(insert(Enrollment), [e.row() for e, _k, _s in enrollments])
 
 
 @dataclass
@@ -772,7 +853,7 @@ def enroll_many(session: Session, trial_id: str, case_refs: Sequence[str], enrol
         })
         _store(session, new, enrollments, event.seq)
         enrollment, _k, _s = enrollments[0]
-        assignment = enrollment._assignment  # type: ignore[attr-defined]
+        assignment = enrollment.assignment
         results.append(EnrollResult(case.case_key, enrollment.arm, enrollment.sequence, assignment.stratum_label,
                                     enrollment.cluster, event.seq))
     return results
