@@ -742,13 +742,13 @@ def _store(session: Session, assignments: list[NewAssignment], enrollments: list
     if assignments:
         for a in assignments:
             a.audit_seq = audit_seq
-        session.execute(insert(Assignment), [a.row() for a in assignments])
+        session.execute(insert(Assignment.__table__), [a.row() for a in assignments])
         ids = {key: id_ for key, id_ in session.execute(select(Assignment.unit_key, Assignment.id).where(
             Assignment.trial_id == assignments[0].trial_id, Assignment.audit_seq == audit_seq))}
         for a in assignments:
             a.id = ids[a.unit_key]
     if enrollments:
-        session.execute(insert(Enrollment), [e.row() for e, _k, _s in enrollments])
+        session.execute(insert(Enrollment.__table__), [e.row() for e, _k, _s in enrollments])
 
 
 @dataclass
