@@ -27,13 +27,14 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from trials.audit import canonical_json, record_event, sha256_hex
+from trials.cases.pool import ineligibility_reason
 from trials.errors import InputError, NotFound, Problem, Refused
 from trials.models import Assignment, Case, Enrollment, EnrollmentEvent, Trial, utcnow
 from trials.protocol import Protocol, latest_version, parse_protocol
@@ -416,17 +417,9 @@ def frozen_case(case: Case) -> dict[str, Any]:
 
 def ineligibility(protocol: Protocol, case: Case) -> str | None:
     """Why the protocol's filters exclude a case, or None if it is eligible."""
-    rules = protocol.eligibility
-    if rules.benefit_types and case.benefit_type not in rules.benefit_types:
-        return f"benefit type {case.benefit_type} is not one of {', '.join(rules.benefit_types)}"
-    if rules.barriers and case.primary_barrier not in rules.barriers:
-        return f"primary barrier {case.primary_barrier} is not one of {', '.join(rules.barriers)}"
-    if rules.months_min is not None and case.months_unemployed < rules.months_min:
-        return f"{case.months_unemployed:g} months unemployed is below the minimum {rules.months_min:g}"
-    if rules.months_max is not None and case.months_unemployed > rules.months_max:
-        return f"{case.months_unemployed:g} months unemployed is above the maximum {rules.months_max:g}"
-    if rules.teams and case.team not in rules.teams:
-        return f"team {case.team or '(none)'} is not one of {', '.join(rules.teams)}"
+    reason = ineligibility_reason(protocol.eligibility, case)
+    if reason is not None:
+        return reason
     if protocol.unit in CLUSTER_UNITS and not getattr(case, protocol.unit):
         return f"the case has no {protocol.unit} (the unit of randomization)"
     return None
@@ -742,13 +735,13 @@ def _store(session: Session, assignments: list[NewAssignment], enrollments: list
     if assignments:
         for a in assignments:
             a.audit_seq = audit_seq
-        session.execute(insert(Assignment.__table__), [a.row() for a in assignments])
+        session.execute(insert(cast(Table, Assignment.__table__)), [a.row() for a in assignments])
         ids = {key: id_ for key, id_ in session.execute(select(Assignment.unit_key, Assignment.id).where(
             Assignment.trial_id == assignments[0].trial_id, Assignment.audit_seq == audit_seq))}
         for a in assignments:
             a.id = ids[a.unit_key]
     if enrollments:
-        session.execute(insert(Enrollment.__table__), [e.row() for e, _k, _s in enrollments])
+        session.execute(insert(cast(Table, Enrollment.__table__)), [e.row() for e, _k, _s in enrollments])
 
 
 @dataclass

@@ -37,19 +37,28 @@ def eligibility_conditions(eligibility: Eligibility) -> list[Any]:
     return conditions
 
 
-def is_eligible(eligibility: Eligibility, case: Any) -> bool:
-    """The same rule as `eligibility_conditions` for one case (a `Case` or a mapping)."""
+def ineligibility_reason(eligibility: Eligibility, case: Any) -> str | None:
+    """Why `eligibility_conditions` exclude one case (a `Case`, a row or a mapping), or None."""
     def get(name: str) -> Any:
         return case[name] if isinstance(case, dict) else getattr(case, name)
 
     months = float(get("months_unemployed"))
-    return (
-        (not eligibility.benefit_types or get("benefit_type") in eligibility.benefit_types)
-        and (not eligibility.barriers or get("primary_barrier") in eligibility.barriers)
-        and (eligibility.months_min is None or months >= eligibility.months_min)
-        and (eligibility.months_max is None or months <= eligibility.months_max)
-        and (not eligibility.teams or get("team") in eligibility.teams)
-    )
+    if eligibility.benefit_types and get("benefit_type") not in eligibility.benefit_types:
+        return f"benefit type {get('benefit_type')} is not one of {', '.join(eligibility.benefit_types)}"
+    if eligibility.barriers and get("primary_barrier") not in eligibility.barriers:
+        return f"primary barrier {get('primary_barrier')} is not one of {', '.join(eligibility.barriers)}"
+    if eligibility.months_min is not None and months < eligibility.months_min:
+        return f"{months:g} months unemployed is below the minimum {eligibility.months_min:g}"
+    if eligibility.months_max is not None and months > eligibility.months_max:
+        return f"{months:g} months unemployed is above the maximum {eligibility.months_max:g}"
+    if eligibility.teams and get("team") not in eligibility.teams:
+        return f"team {get('team') or '(none)'} is not one of {', '.join(eligibility.teams)}"
+    return None
+
+
+def is_eligible(eligibility: Eligibility, case: Any) -> bool:
+    """The same rule as `eligibility_conditions` for one case (a `Case` or a mapping)."""
+    return ineligibility_reason(eligibility, case) is None
 
 
 def eligible_cases(eligibility: Eligibility) -> Select[Case]:
