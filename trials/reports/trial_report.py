@@ -54,12 +54,15 @@ def trial_info(analysis: TrialAnalysis, amendments: list[tuple[int, str]]) -> Tr
 def flow_numbers(session: Session, analysis: TrialAnalysis) -> dict[str, Any]:
     """CONSORT numbers: pool, eligible, randomized, and per arm what happened to the cases."""
     from trials.analysis.trial import enrollment_events
-    from trials.assign import ineligibility
+    from trials.cases.pool import eligibility_conditions
     from trials.outcomes.export import analysis_frame
 
     protocol = analysis.protocol
     pool = session.scalar(select(func.count()).select_from(Case)) or 0
-    eligible = sum(1 for case in session.scalars(select(Case)) if ineligibility(protocol, case) is None)
+    conditions = eligibility_conditions(protocol.eligibility)
+    if protocol.unit != "case":
+        conditions.append(getattr(Case, protocol.unit).is_not(None))
+    eligible = session.scalar(select(func.count()).select_from(Case).where(*conditions)) or 0
     randomized = analysis_frame(session, protocol.id, analysis.snapshot_id)
     events = enrollment_events(session, protocol.id)
     frame = analysis.frame
