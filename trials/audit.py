@@ -49,16 +49,16 @@ def sha256_hex(data: bytes | str) -> str:
 def event_hash(
     *, seq: int, occurred_at: dt.datetime, actor: str, action: str, trial_id: str | None, payload: str, prev_hash: str
 ) -> str:
-    """The chain hash of one event (documented in docs/assignment.md for re-implementation)."""
-    body = canonical_json(
-        {
-            "seq": seq,
-            "occurred_at": format_timestamp(occurred_at),
-            "actor": actor,
-            "action": action,
-            "trial_id": trial_id,
-            "payload": json.loads(payload),
-        }
+    """The chain hash of one event (documented in docs/assignment.md for re-implementation).
+
+    The body is the canonical JSON of {seq, occurred_at, actor, action, trial_id, payload};
+    `payload` is already canonical JSON, so it is spliced in rather than parsed and written
+    again (a whole-cohort event can carry a million allocations). Keys in sorted order.
+    """
+    body = (
+        f'{{"action":{canonical_json(action)},"actor":{canonical_json(actor)},'
+        f'"occurred_at":{canonical_json(format_timestamp(occurred_at))},"payload":{payload},'
+        f'"seq":{canonical_json(seq)},"trial_id":{canonical_json(trial_id)}}}'
     )
     return sha256_hex(prev_hash + "\n" + body)
 
@@ -92,24 +92,9 @@ def record_event(
     occurred_at = utcnow()
     actor = current_actor(session)
     payload_json = canonical_json(payload or {})
-    audit_event = AuditEvent(
-        seq=seq,
-        occurred_at=occurred_at,
-        actor=actor,
-        action=action,
-        trial_id=trial_id,
-        payload=payload_json,
-        prev_hash=prev_hash,
-        hash=event_hash(
-            seq=seq,
-            occurred_at=occurred_at,
-            actor=actor,
-            action=action,
-            trial_id=trial_id,
-            payload=payload_json,
-            prev_hash=prev_hash,
-        ),
-    )
+    fields: dict[str, Any] = {"seq": seq, "occurred_at": occurred_at, "actor": actor, "action": action, "trial_id": trial_id,
+              "payload": payload_json, "prev_hash": prev_hash}
+    audit_event = AuditEvent(**fields, hash=event_hash(**fields))
     session.add(audit_event)
     session.flush()
     return audit_event
