@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError
@@ -253,3 +255,21 @@ def test_bundle_of_an_open_trial_carries_the_seed_only_on_request(fresh: tuple[s
     assert events[-1]["action"] == "bundle_exported" and events[-1]["payload"] == {"include_seed": True}
     result = run(url, "audit", "verify", "--bundle", seeded)
     assert result.exit_code == 0 and "OK: 6 events, 23 allocations verified" in result.stdout
+
+
+@given(payload=st.dictionaries(st.text(max_size=5), st.one_of(st.none(), st.integers(), st.text(max_size=5),
+                                                               st.lists(st.floats(allow_nan=False), max_size=3))),
+       actor=st.text(max_size=8), trial=st.one_of(st.none(), st.text(max_size=8)))
+def test_event_hash_is_sha256_of_the_documented_canonical_body(payload, actor, trial) -> None:  # type: ignore[no-untyped-def]
+    """Reference: docs/assignment.md — SHA-256 of prev_hash, a newline, and the canonical JSON of
+    {seq, occurred_at, actor, action, trial_id, payload} (the payload spliced in must not change it)."""
+    import hashlib
+
+    from trials.audit import canonical_json, event_hash, format_timestamp
+
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    body = canonical_json({"seq": 7, "occurred_at": format_timestamp(when), "actor": actor, "action": "x",
+                           "trial_id": trial, "payload": payload})
+    expected = hashlib.sha256(("f" * 64 + "\n" + body).encode()).hexdigest()
+    assert event_hash(seq=7, occurred_at=when, actor=actor, action="x", trial_id=trial,
+                      payload=canonical_json(payload), prev_hash="f" * 64) == expected
