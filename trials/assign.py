@@ -401,7 +401,7 @@ _PARSED: dict[str, Protocol] = {}
 """Parsed protocol texts by SHA-256 (rolling enrollment parses each text once per process)."""
 
 
-def frozen_case(case: Case) -> dict[str, Any]:
+def frozen_case(case: Any) -> dict[str, Any]:
     """The categorisation and covariates of a case as they are now (frozen at enrollment)."""
     return {
         "primary_barrier": case.primary_barrier,
@@ -415,7 +415,7 @@ def frozen_case(case: Case) -> dict[str, Any]:
     }
 
 
-def ineligibility(protocol: Protocol, case: Case) -> str | None:
+def ineligibility(protocol: Protocol, case: Any) -> str | None:
     """Why the protocol's filters exclude a case, or None if it is eligible."""
     reason = ineligibility_reason(protocol.eligibility, case)
     if reason is not None:
@@ -617,14 +617,19 @@ class AssignResult:
     audit_seq: int | None = None
 
 
-def _eligible_cases(session: Session, ctx: TrialContext) -> tuple[list[Case], dict[str, int], dict[str, int]]:
+CASE_COLUMNS = (Case.id, Case.case_key, Case.id_kind, Case.primary_barrier, Case.barriers, Case.months_unemployed,
+                Case.benefit_type, Case.caseworker, Case.team, Case.as_of, Case.covariates, Case.revision)
+
+
+def _eligible_cases(session: Session, ctx: TrialContext) -> tuple[list[Any], dict[str, int], dict[str, int]]:
     """Cases not yet enrolled in this trial that the protocol admits, and why others are not."""
     enrolled = set(session.scalars(select(Enrollment.case_id).where(Enrollment.trial_id == ctx.trial.id)))
     elsewhere = {} if ctx.protocol.allow_overlap else _other_active_trials(session, ctx.trial.id)
     skipped: Counter[str] = Counter()
     overlapping: Counter[str] = Counter()
-    eligible: list[Case] = []
-    for case in session.scalars(select(Case).order_by(Case.case_key)):
+    eligible: list[Any] = []
+    # Plain rows rather than ORM objects: a whole cohort can be a million cases.
+    for case in session.execute(select(*CASE_COLUMNS).order_by(Case.case_key)):
         if case.id in enrolled:
             continue
         reason = ineligibility(ctx.protocol, case)
