@@ -95,3 +95,13 @@ def test_markdown_report_has_every_section(report_input: ReportInput, lang: str)
     assert markdown.startswith("# Street walker <early contact>")
     assert markdown.count("\n## ") >= 8
     assert "clarified eligibility" in markdown
+
+
+def test_methods_state_whether_the_trial_reached_its_targets(report_input: ReportInput) -> None:
+    """Protocols record target_n and minimum_detectable_hr; the report says whether they were reached."""
+    result = dict(report_input.result)
+    result["targets"] = dict(result["targets"], target_n=1000, minimum_detectable_hr=1.3)
+    data = ReportInput(report_input.trial, result, report_input.outcomes)
+    methods = build_report(data, lang="en")["methods"]
+    assert f"Planned number: 1,000; randomized: {result['n_total']}." in methods
+    assert any(m.startswith("The trial was planned to detect a hazard ratio of 1.30") for m in methods)

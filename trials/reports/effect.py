@@ -281,6 +281,18 @@ def _business(business: Any, fmt: NumberFormat, t: Any) -> list[dict[str, str]] 
     return rows
 
 
+def _targets(result: Mapping[str, Any], fmt: NumberFormat, t: Any) -> list[str]:
+    """Whether the trial reached the protocol's target n and minimum detectable hazard ratio."""
+    targets = result.get("targets") or {}
+    out = []
+    if targets.get("target_n"):
+        out.append(t("target_n", target=fmt.integer(targets["target_n"]), n=fmt.integer(result["n_total"])))
+    if targets.get("minimum_detectable_hr") and targets.get("detectable_hr_with_observed_events"):
+        out.append(t("target_hr", planned=fmt.number(targets["minimum_detectable_hr"], 2),
+                     detectable=fmt.number(targets["detectable_hr_with_observed_events"], 2)))
+    return out
+
+
 def _methods(data: ReportInput, t: Any, lang: str) -> list[str]:
     trial = data.trial
     factors = ", ".join(trial.factors) or "–"
@@ -293,6 +305,7 @@ def _methods(data: ReportInput, t: Any, lang: str) -> list[str]:
         t("method_outcome", k=trial.consecutive_weeks, events=exits, competing=competing),
         t("method_analysis"),
         t("population_itt" if data.population == "itt" else "population_pp"),
+        *_targets(data.result, NumberFormat(lang), t),
     ]
 
 
