@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from trials import assign, db
 from trials.audit import verify
 from trials.errors import InputError, Refused
-from trials.models import Assignment, Case, Enrollment, utcnow
+from trials.models import Assignment, AuditEvent, Case, Enrollment, utcnow
 from trials.protocol import parse_protocol, register
 from trials.pseudonym import pseudonymise
 
@@ -665,3 +665,23 @@ def test_amendment_and_rolling_complete_batches_still_verify(engine: Engine) -> 
         check = verify(session, trial)
     assert check.ok, check.findings
     assert check.allocations == 19
+
+
+@pytest.mark.parametrize(("method", "unit"), [("permuted_blocks", "case"), ("complete", "case"),
+                                               ("complete", "caseworker")])
+def test_a_large_cohort_is_logged_in_parts_that_verify(engine: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                        method: str, unit: str) -> None:
+    """A whole cohort is logged as several `trial_assigned` events (parts) in one transaction;
+    verification re-derives the allocations across the parts."""
+    monkeypatch.setattr(assign, "EVENT_PART", 7)
+    factors = ("size_band",) if unit != "case" else ("primary_barrier", "months_band")
+    trial_id = setup_trial(engine, protocol_text(method=method, unit=unit, factors=factors), n_cases=40)
+    with db.write_session(engine) as session:
+        assign.assign_all(session, trial_id, dt.date(2024, 2, 5))
+    with db.read_session(engine) as session:
+        parts = session.scalars(select(AuditEvent).where(AuditEvent.action == "trial_assigned")).all()
+        assert len(parts) == 6  # 40 enrollments in parts of 7
+        assert [json.loads(p.payload)["part"] for p in parts] == [1, 2, 3, 4, 5, 6]
+        verification = verify(session, trial_id)
+        assert verification.ok, verification.findings
+        assert verification.allocations == (40 if unit == "case" else len(stored(engine, trial_id)))

@@ -484,6 +484,9 @@ def _enrollment_payload(e: NewEnrollment, case_key: str, assignment_sequence: in
     }
 
 
+EVENT_PART = 20_000
+
+
 @dataclass(slots=True)
 class NewAssignment:
     """An assignment about to be inserted: a plain record, because a whole cohort can be a
@@ -693,15 +696,24 @@ def assign_all(session: Session, trial_id: str, enrolled_on: dt.date | None = No
         return result
     now = utcnow()
     assignments = _allocate(session, ctx, units, enrolled_on, now)
+    del units
     enrollments = _enrollments_for(session, ctx, cases, assignments, enrolled_on, now)
-    event = record_event(session, "trial_assigned", trial_id=trial_id, payload={
-        "protocol_version": ctx.version, "algorithm": ALGORITHM, "method": protocol.stratification.method,
-        "enrolled_on": enrolled_on.isoformat(), "allocations": [_allocation_payload(a) for a in assignments],
-        "enrollments": [_enrollment_payload(e, k, s) for e, k, s in enrollments],
-    })
-    _store(session, assignments, enrollments, event.seq)
+    del cases
     result.by_arm = dict(Counter(e.arm for e, _k, _s in enrollments))
-    result.audit_seq = event.seq
+    # One `trial_assigned` event per part of at most EVENT_PART units, all in this transaction:
+    # a million-case cohort would otherwise be one event of hundreds of megabytes. Case trials
+    # keep enrollment i beside assignment i; a cluster trial's few clusters are all in part 1.
+    parts = max(1, -(-max(len(assignments), len(enrollments)) // EVENT_PART))
+    for part in range(parts):
+        chunk = slice(part * EVENT_PART, (part + 1) * EVENT_PART)
+        event = record_event(session, "trial_assigned", trial_id=trial_id, payload={
+            "protocol_version": ctx.version, "algorithm": ALGORITHM, "method": protocol.stratification.method,
+            "enrolled_on": enrolled_on.isoformat(), "part": part + 1, "parts": parts,
+            "allocations": [_allocation_payload(a) for a in assignments[chunk]],
+            "enrollments": [_enrollment_payload(e, k, s) for e, k, s in enrollments[chunk]],
+        })
+        _store(session, assignments[chunk], enrollments[chunk], event.seq)
+        result.audit_seq = event.seq
     return result
 
 
