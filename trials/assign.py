@@ -578,8 +578,13 @@ def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_
         for key, count in wanted.items():
             planned[key] = permuted_blocks_range(trial.seed, key, done[key] + 1, count, protocol.arms,
                                                  protocol.stratification.block_sizes)[::-1]
+    # One string object per stratum, not one per unit (a million units share a few dozen strata).
+    interned: dict[str, str] = {}
+    labels: dict[str, str] = {}
     for unit in units:
         key = stratum_key(unit.values)
+        key = interned.setdefault(key, key)
+        label = labels.setdefault(key, stratum_label(unit.values))
         done[key] += 1
         if method == "permuted_blocks":
             allocation = planned[key].pop()
@@ -593,7 +598,7 @@ def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_
         out.append(NewAssignment(
             trial_id=trial.id, protocol_version=ctx.version, unit=protocol.unit, unit_key=unit.unit_key,
             case_id=unit.case.id if unit.case is not None and protocol.unit == "case" else None,
-            sequence=seq, stratum=key, stratum_label=stratum_label(unit.values), stratum_sequence=done[key],
+            sequence=seq, stratum=key, stratum_label=label, stratum_sequence=done[key],
             arm=allocation.arm, method=method, algorithm=ALGORITHM, block=allocation.block,
             block_size=allocation.block_size, probabilities=allocation.probabilities, enrolled_on=enrolled_on,
             assigned_at=assigned_at,
