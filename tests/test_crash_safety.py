@@ -38,7 +38,7 @@ from trials.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
 KILL_POINTS = 20
-SECOND_TRIAL = "voluntary-associations"  # complete randomization of ~900 of the 4,000 cases
+TRIAL = "voluntary-associations"  # `assign`: complete randomization of ~900 of the 4,000 cases
 
 
 def row_counts(engine: Engine) -> dict[str, int]:
@@ -124,26 +124,30 @@ def _prepare_nothing(url: str, key_file: Path, folder: Path) -> None:
     write_cohort(synthesise(8000, "crash", as_of=dt.date(2024, 1, 1)), folder / "pool.csv")
 
 
-def _prepare_trials(url: str, key_file: Path, folder: Path) -> None:
+def _prepare_pool_and_protocol(url: str, key_file: Path, folder: Path) -> None:
     from trials.protocol import read_protocol_file, register
 
-    run_pipeline(url, key_file, folder, n=4000, trials=("street-walker",))
+    run_pipeline(url, key_file, folder, n=4000, trials=())  # the case pool only
     engine = db.make_engine(url)
     with db.write_session(engine) as session:
-        register(session, read_protocol_file(ROOT / "protocols" / f"{SECOND_TRIAL}.toml"))
+        register(session, read_protocol_file(ROOT / "protocols" / f"{TRIAL}.toml"))
     engine.dispose()
+
+
+def _prepare_trial(url: str, key_file: Path, folder: Path) -> None:
+    run_pipeline(url, key_file, folder, n=4000, trials=("street-walker",))  # assigned, closed, weekly imported
 
 
 COMMANDS = {
     "cases-import": Command("cases import", lambda folder: ["cases", "import", str(folder / "pool.csv")],
                             _prepare_nothing),
-    "assign": Command("assign", lambda folder: ["assign", SECOND_TRIAL, "--enrolled-on", ENROLLED_ON.isoformat()],
-                      _prepare_trials),
+    "assign": Command("assign", lambda folder: ["assign", TRIAL, "--enrolled-on", ENROLLED_ON.isoformat()],
+                      _prepare_pool_and_protocol),
     "import-weekly": Command(
         "outcomes import-weekly",
         lambda folder: ["outcomes", "import-weekly", "street-walker", str(folder / "weekly-street-walker.csv"),
                         "--as-of", AS_OF.isoformat()],
-        _prepare_trials),
+        _prepare_trial),
 }
 
 
@@ -202,5 +206,6 @@ def test_a_killed_command_leaves_all_or_nothing_and_a_rerun_completes_it(
         assert row_counts(database.engine) == (once if after_kill == before else twice)
     cli.ok("audit", "verify")  # and the completed record verifies (checked once: each kill point is alike)
     database.engine.dispose()
-    # The kills landed before, during and (for the last ones, possibly) after the write.
-    assert outcomes.count("none") >= KILL_POINTS // 2, outcomes
+    # Kills landed before the commit (the later ones may land after it, when the process is only
+    # printing and exiting): the checks above were not all made on finished runs.
+    assert outcomes.count("none") >= KILL_POINTS // 4, outcomes
