@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ MAX_FIELD_CHARS = 10_000
 # No line a person or an export writes is this long; a file with one is refused as soon as it is
 # seen, so that a damaged or hostile file (a 1 GB line) is not read into memory first.
 MAX_LINE_BYTES = 1 << 20
+# A sheet holds at most 1,048,576 rows; a case or exit workbook near that is far below this.
+MAX_XLSX_BYTES = 256 << 20
 _BLOCK = 1 << 20
 _NO_DELIMITER = "\x1f"  # the ASCII unit separator, never in a typed value
 
@@ -77,6 +80,9 @@ def read_file(path: Path, source: str) -> bytes:
     with handle:
         block = handle.read(_BLOCK)
         if block.startswith(XLSX_MAGIC):
+            if os.fstat(handle.fileno()).st_size > MAX_XLSX_BYTES:
+                raise InputError([Problem(source, f"a workbook larger than {MAX_XLSX_BYTES >> 20} MiB: "
+                                          "save the sheet as CSV instead")])
             return block + handle.read()
         blocks = []
         line, carried = 1, 0  # the current line's number and its length so far
