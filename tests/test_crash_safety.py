@@ -38,7 +38,7 @@ from trials.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
 KILL_POINTS = 20
-TRIAL = "voluntary-associations"  # `assign`: complete randomization of ~900 of the 4,000 cases
+TRIAL = "voluntary-associations"  # `assign`: complete randomization of ~650 of the 3,000 cases
 
 
 def row_counts(engine: Engine) -> dict[str, int]:
@@ -121,13 +121,13 @@ class Command:
 def _prepare_nothing(url: str, key_file: Path, folder: Path) -> None:
     from trials.synth import synthesise, write_cohort
 
-    write_cohort(synthesise(8000, "crash", as_of=dt.date(2024, 1, 1)), folder / "pool.csv")
+    write_cohort(synthesise(5000, "crash", as_of=dt.date(2024, 1, 1)), folder / "pool.csv")
 
 
 def _prepare_pool_and_protocol(url: str, key_file: Path, folder: Path) -> None:
     from trials.protocol import read_protocol_file, register
 
-    run_pipeline(url, key_file, folder, n=4000, trials=())  # the case pool only
+    run_pipeline(url, key_file, folder, n=3000, trials=())  # the case pool only
     engine = db.make_engine(url)
     with db.write_session(engine) as session:
         register(session, read_protocol_file(ROOT / "protocols" / f"{TRIAL}.toml"))
@@ -135,7 +135,7 @@ def _prepare_pool_and_protocol(url: str, key_file: Path, folder: Path) -> None:
 
 
 def _prepare_trial(url: str, key_file: Path, folder: Path) -> None:
-    run_pipeline(url, key_file, folder, n=4000, trials=("street-walker",))  # assigned, closed, weekly imported
+    run_pipeline(url, key_file, folder, n=3000, trials=("street-walker",))  # assigned, closed, weekly imported
 
 
 COMMANDS = {
