@@ -22,7 +22,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy
 
 test: $(STAMP) lint ## run the whole suite (database tests on SQLite and PostgreSQL)
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 demo: $(STAMP) ## run the main job end to end on a SQLite database in demo-output/
 	$(BIN)/python -m trials.demo

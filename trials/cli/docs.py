@@ -17,6 +17,18 @@ def iter_commands(command: click.Command, path: list[str]) -> list[tuple[list[st
     return found
 
 
+def help_text(root: click.Command, path: list[str]) -> str:
+    """The --help of the command at `path`, as a user sees it (contexts chained from the root,
+    so settings such as `-h` for help are inherited)."""
+    ctx = click.Context(root, info_name=path[0], **root.context_settings)
+    command = root
+    for name in path[1:]:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+        ctx = click.Context(command, info_name=name, parent=ctx)
+    return command.get_help(ctx)
+
+
 def render(root: click.Command) -> str:
     lines = [
         "# Command-line reference",
@@ -24,10 +36,8 @@ def render(root: click.Command) -> str:
         "Generated from `trials ... --help` by `make docs`; do not edit by hand.",
         "",
     ]
-    for path, command in iter_commands(root, ["trials"]):
-        with click.Context(command, info_name=" ".join(path)) as ctx:
-            help_text = command.get_help(ctx)
-        lines += [f"## `{' '.join(path)}`", "", "```", help_text.rstrip(), "```", ""]
+    for path, _command in iter_commands(root, ["trials"]):
+        lines += [f"## `{' '.join(path)}`", "", "```", help_text(root, path).rstrip(), "```", ""]
     return "\n".join(lines)
 
 
