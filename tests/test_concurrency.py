@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from tests.conftest import PostgresServer
 from tests.test_assign import (
     check_enrolled_once,
     enroll_in_processes,
@@ -30,10 +31,12 @@ from trials.models import AuditEvent, Enrollment
 
 
 @pytest.mark.slow
-def test_sixteen_enrollers_put_five_thousand_cases_into_one_trial(engine: Engine, db_url: str,
-                                                                  backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("16 concurrent enrollers is the PostgreSQL deployment (SQLite: tests/test_assign.py)")
+def test_sixteen_enrollers_put_five_thousand_cases_into_one_trial(postgres: PostgresServer) -> None:
+    """PostgreSQL only: many enrollers at once is the server deployment (SQLite writers are
+    covered by tests/test_assign.py)."""
+    db_url = postgres.new_schema()
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
     processes, total = 16, 5000
     trial = setup_trial(engine, protocol_text(factors=["primary_barrier", "months_band"], block_sizes=[2, 4, 6]),
                         total)
@@ -45,6 +48,7 @@ def test_sixteen_enrollers_put_five_thousand_cases_into_one_trial(engine: Engine
         events = session.scalar(select(func.count()).select_from(AuditEvent)
                                 .where(AuditEvent.action == "case_enrolled", AuditEvent.trial_id == trial))
     assert events == total
+    engine.dispose()
 
 
 def _assign_worker(url: str, trial: str) -> int:
