@@ -1028,21 +1028,23 @@ def load_design(session: Session, trial_id: str) -> Design:
     ctx = trial_context(session, trial_id, for_writing=False)
     protocol = ctx.protocol
     arms = list(protocol.arms)
-    units = session.scalars(select(Assignment).where(Assignment.trial_id == trial_id)
-                            .order_by(Assignment.sequence)).all()
+    # Plain rows of the few columns needed, not ORM objects: a trial can have a million cases.
+    units = session.execute(select(Assignment.id, Assignment.stratum, Assignment.block)
+                            .where(Assignment.trial_id == trial_id).order_by(Assignment.sequence)).all()
     position = {a.id: i for i, a in enumerate(units)}
-    rows = session.execute(select(Enrollment, Case.case_key).join(Case, Case.id == Enrollment.case_id)
+    rows = session.execute(select(Enrollment.case_id, Enrollment.arm, Enrollment.assignment_id, Case.case_key)
+                           .join(Case, Case.id == Enrollment.case_id)
                            .where(Enrollment.trial_id == trial_id).order_by(Enrollment.sequence)).all()
     strata_of_unit = [a.stratum for a in units]
     return Design(
         trial_id=trial_id, method=protocol.stratification.method, arms=arms,
         weights=[protocol.arms[a] for a in arms], block_sizes=list(protocol.stratification.block_sizes),
         minimization_probability=protocol.stratification.minimization_probability,
-        case_ids=[e.case_id for e, _k in rows], case_keys=[k for _e, k in rows],
-        arm_index=[arms.index(e.arm) for e, _k in rows], unit_strata=strata_of_unit,
+        case_ids=[e.case_id for e in rows], case_keys=[e.case_key for e in rows],
+        arm_index=[arms.index(e.arm) for e in rows], unit_strata=strata_of_unit,
         unit_blocks=[a.block for a in units],
-        unit_of_row=[position[e.assignment_id] for e, _k in rows],
-        stratum_of_row=[strata_of_unit[position[e.assignment_id]] for e, _k in rows],
+        unit_of_row=[position[e.assignment_id] for e in rows],
+        stratum_of_row=[strata_of_unit[position[e.assignment_id]] for e in rows],
     )
 
 

@@ -63,15 +63,18 @@ def analysis_frame(session: Session, trial_id: str, snapshot_id: int | None = No
     the snapshot was imported has empty outcome columns."""
     snapshot = get_snapshot(session, trial_id, snapshot_id)
     outcomes = snapshot_outcomes(session, snapshot.id)
+    # Plain rows, not ORM objects: a trial can have a million cases.
     query = (
-        select(Enrollment, Case.case_key, Assignment.stratum_label)
+        select(Enrollment.case_id, Enrollment.arm, Enrollment.cluster, Enrollment.frozen, Enrollment.enrolled_on,
+               Case.case_key, Assignment.stratum_label)
         .join(Case, Case.id == Enrollment.case_id)
         .join(Assignment, Assignment.id == Enrollment.assignment_id)
         .where(Enrollment.trial_id == trial_id)
         .order_by(Enrollment.sequence)
     )
     rows: list[dict[str, Any]] = []
-    for enrollment, key_value, stratum in session.execute(query):
+    for enrollment in session.execute(query):
+        key_value, stratum = enrollment.case_key, enrollment.stratum_label
         outcome = outcomes.get(enrollment.case_id, {})
         row: dict[str, Any] = {
             "case_id": key_value, "arm": enrollment.arm, "stratum": stratum, "cluster": enrollment.cluster,
