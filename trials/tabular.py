@@ -142,12 +142,7 @@ def read_csv_text(text: str, source: str) -> Table:
         problems.append(Problem(source, f"cannot be read as CSV ({exc})", row=reader.line_num))
     if header is None:
         raise InputError(problems or [Problem(source, "the file is empty")])
-    problems[:0] = _header_problems(header, source)
-    if not rows and not problems:
-        problems.append(Problem(source, "has a header but no data rows"))
-    if problems:
-        raise InputError(problems)
-    return Table(source, header, rows)
+    return _table(source, header, rows, problems)
 
 
 def _read_xlsx(data: bytes, source: str) -> Table:
@@ -181,6 +176,11 @@ def _read_xlsx(data: bytes, source: str) -> Table:
         workbook.close()
     if header is None:
         raise InputError([Problem(source, "the workbook's first sheet is empty")])
+    return _table(source, header, rows, problems)
+
+
+def _table(source: str, header: list[str], rows: list[tuple[int, list[str]]], problems: list[Problem]) -> Table:
+    """The read table, or every problem found (header problems first)."""
     problems[:0] = _header_problems(header, source)
     if not rows and not problems:
         problems.append(Problem(source, "has a header but no data rows"))

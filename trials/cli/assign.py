@@ -20,9 +20,9 @@ from trials.cli.options import (
     pass_app,
     print_json,
     print_table,
+    trial_argument,
 )
 
-trial_argument = click.argument("trial_id", metavar="TRIAL")
 enrolled_on_option = click.option(
     "--enrolled-on", type=str, callback=parse_date_option, metavar="DATE",
     help="Effective enrollment date YYYY-MM-DD [default: today]; the audit event keeps it and the real time.",

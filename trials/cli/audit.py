@@ -13,6 +13,7 @@ from trials.cli.options import (
     pass_app,
     print_json,
     print_table,
+    trial_argument,
 )
 
 
@@ -95,7 +96,7 @@ def log(app: AppContext, trial_id: str | None, as_json: bool) -> None:
 
 
 @audit.command(name="export")
-@click.argument("trial_id", metavar="TRIAL")
+@trial_argument
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The bundle (zip) to write.")
 @click.option("--include-seed", is_flag=True, help="Include the seed of an open trial (recorded as an audit event).")

@@ -17,6 +17,7 @@ from trials.cli.options import (
     pass_app,
     print_json,
     print_table,
+    trial_argument,
 )
 
 
@@ -139,7 +140,7 @@ def synth(n: int, seed: str, output: Path, with_cpr: bool, as_of: dt.date | None
 
 
 @cases.command()
-@click.argument("trial_id", metavar="TRIAL")
+@trial_argument
 @db_options
 @json_option
 @pass_app

@@ -93,6 +93,9 @@ def db_options(func: F) -> F:
     )(func)
 
 
+trial_argument = click.argument("trial_id", metavar="TRIAL")
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(func)
 

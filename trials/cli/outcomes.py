@@ -19,9 +19,9 @@ from trials.cli.options import (
     pass_app,
     print_json,
     print_table,
+    trial_argument,
 )
 
-trial_argument = click.argument("trial_id", metavar="TRIAL")
 file_argument = click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 as_of_option = click.option(
     "--as-of", "as_of", required=True, callback=parse_date_option, metavar="DATE",

@@ -14,6 +14,7 @@ from trials.cli.options import (
     pass_app,
     print_json,
     print_table,
+    trial_argument,
 )
 
 output_option = click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
@@ -70,7 +71,7 @@ def portfolio_report(app: AppContext, output: Path, lang: str, templates: Path |
 
 
 @click.command(name="report")
-@click.argument("trial_id", metavar="TRIAL")
+@trial_argument
 @output_option
 @templates_option
 @db_options

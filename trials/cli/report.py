@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from trials.cli.options import AppContext, db_options, lang_option, pass_app, progress_bar
+from trials.cli.options import (
+    AppContext,
+    db_options,
+    lang_option,
+    pass_app,
+    progress_bar,
+    trial_argument,
+)
 
 
 def _horizons(_ctx: click.Context, param: click.Parameter, value: str) -> list[int] | None:
@@ -24,7 +31,7 @@ def _horizons(_ctx: click.Context, param: click.Parameter, value: str) -> list[i
 
 
 @click.command()
-@click.argument("trial_id", metavar="TRIAL")
+@trial_argument
 @click.option("--format", "fmt", type=click.Choice(["html", "md", "json", "pdf"]), default="html", show_default=True,
               help="Output format; pdf needs headless Chromium.")
 @click.option("--horizon", default="all", show_default=True, callback=_horizons,
