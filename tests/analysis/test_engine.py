@@ -178,3 +178,20 @@ def test_cluster_randomized_file_permutes_clusters(sim) -> None:  # type: ignore
     frame["arm"] = (frame["team"].astype(int) % 2).astype(str)  # one arm per team
     out = _run(frame, cluster="team", horizons=[52])
     assert out["horizons"]["52"]["ri"]["procedure"] == "permutation of the clusters' arms within strata"
+
+
+def test_few_clusters_warn_that_robust_errors_overstate_certainty() -> None:
+    """With fewer than 20 randomized clusters the sandwich variance is biased downwards
+    (a known small-sample property), so the result must say to rely on randomization inference."""
+    import numpy as np
+    import pandas as pd
+
+    from trials.analysis.engine import AnalysisOptions, analyse
+
+    rng = np.random.default_rng(5)
+    cluster = np.repeat(np.arange(6), 40)
+    frame = pd.DataFrame({"t": rng.integers(1, 60, 240).astype(float), "e": rng.integers(0, 2, 240),
+                          "arm": np.where(cluster % 2 == 0, "control", "treatment"), "c": cluster})
+    result = analyse(frame, AnalysisOptions(time="t", event="e", arm="arm", control="control", cluster="c",
+                                            ri_replicates=20, prognostic=False))
+    assert any("Only 6 clusters were randomized" in w for w in result["warnings"])

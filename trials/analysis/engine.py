@@ -193,7 +193,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
+FEW_CLUSTERS = 20
+
+
 def _design_warnings(prep: Prepared, log: WarningLog) -> None:
+    if prep.cluster is not None and 0 < len(np.unique(prep.cluster)) < FEW_CLUSTERS:
+        log.warn(f"Only {len(np.unique(prep.cluster))} clusters were randomized: cluster-robust standard errors "
+                 f"are too small with fewer than {FEW_CLUSTERS} clusters, so the Cox p-value and confidence "
+                 "interval overstate the certainty; rely on the randomization-inference p-value.")
     n = len(prep.arm)
     if n < 10:
         log.warn(f"Only {n} units: estimates are very imprecise and large-sample tests unreliable.")
