@@ -195,3 +195,4 @@ def test_few_clusters_warn_that_robust_errors_overstate_certainty() -> None:
     result = analyse(frame, AnalysisOptions(time="t", event="e", arm="arm", control="control", cluster="c",
                                             ri_replicates=20, prognostic=False))
     assert any("Only 6 clusters were randomized" in w for w in result["warnings"])
+    assert result["few_clusters"] is True

@@ -105,3 +105,11 @@ def test_methods_state_whether_the_trial_reached_its_targets(report_input: Repor
     methods = build_report(data, lang="en")["methods"]
     assert f"Planned number: 1,000; randomized: {result['n_total']}." in methods
     assert any(m.startswith("The trial was planned to detect a hazard ratio of 1.30") for m in methods)
+
+
+def test_with_few_clusters_the_summary_quotes_the_randomization_p(report_input: ReportInput) -> None:
+    """Robust errors are too small with few clusters; the committee reads the design-based p."""
+    result = dict(report_input.result, few_clusters=True)
+    summary = " ".join(build_report(ReportInput(report_input.trial, result, report_input.outcomes))["summary"])
+    ri_p = result["horizons"]["52"]["ri"]["p"]
+    assert f"(p = {ri_p:.3f})" in summary

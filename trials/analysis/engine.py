@@ -143,6 +143,8 @@ def analyse(frame: pd.DataFrame, options: AnalysisOptions) -> dict[str, Any]:
         "n_total": int(len(prep.arm)),
         "strata": {"columns": list(options.strata), "count": len(prep.stratum_labels) or 1},
         "cluster": options.cluster,
+        # True when so few clusters were randomized that robust errors overstate certainty.
+        "few_clusters": prep.cluster is not None and 0 < len(np.unique(prep.cluster)) < FEW_CLUSTERS,
         "adjusted_for": list(options.adjust),
         "horizons": {},
     }

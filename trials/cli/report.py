@@ -56,9 +56,10 @@ def report(app: AppContext, trial_id: str, fmt: str, horizon: list[int] | None, 
     from trials.analysis.warnings import AnalysisWarning
     from trials.reports.trial_report import record_report, render_trial_report
 
-    # Analysis warnings are part of the report (its `warnings`), not stderr noise.
-    warnings.simplefilter("ignore", AnalysisWarning)
-    with app.read() as session, progress_bar(replicates * len(horizon or [52, 104]), "randomization inference") as bar:
+    bar_length = replicates * len(horizon or [52, 104])
+    with warnings.catch_warnings(), app.read() as session, progress_bar(bar_length, "randomization inference") as bar:
+        # Analysis warnings are part of the report (its `warnings`), not stderr noise.
+        warnings.simplefilter("ignore", AnalysisWarning)
         rendered = render_trial_report(session, trial_id, output, fmt=fmt, lang=lang, public=public,
                                        population=population, snapshot_id=snapshot, horizons=horizon,
                                        ri_replicates=replicates, template_dir=templates, progress=bar)

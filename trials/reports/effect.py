@@ -125,6 +125,8 @@ def _summary(data: ReportInput, fmt: NumberFormat, t: Any) -> list[str]:
             ))
             cox = next((c for c in as_list(horizon.get("cox")) if c.get("arm") == arm), None)
             p = None if cox is None else cox.get("p")
+            if result.get("few_clusters") and (horizon.get("ri") or {}).get("p") is not None:
+                p = horizon["ri"]["p"]  # robust errors are too small with few clusters: the design-based p
             if p is not None:
                 sentences.append(t("certainty_strong" if p < 0.05 else "certainty_weak", p=fmt.p_value(p)))
     return sentences
