@@ -84,7 +84,11 @@ def test_assign_in_the_middle_of_rolling_enrollment(engine: Engine, db_url: str,
         done = pending.get(timeout=300)
     by_enrollers = sum(done)
     assert by_enrollers >= rolling // 6
-    assert by_enrollers < rolling, "the assign did not land during rolling enrollment"
+    if backend == "postgresql":
+        # PostgreSQL queues the writers on its advisory lock, so the assign lands in the middle.
+        # SQLite's busy handler is not fair: a waiting `assign` can be starved until the enrollers
+        # finish, which is allowed; the invariants below must hold either way.
+        assert by_enrollers < rolling, "the assign did not land during rolling enrollment"
     assert by_enrollers + assigned == total
     check_enrolled_once(engine, trial, total)
     with db.read_session(engine) as session:
