@@ -223,7 +223,7 @@ def randomization_inference(ws: Workspace, scale: Scale) -> list[Figure]:
     from trials import db
     from trials.analysis.logrank import logrank_many
     from trials.analysis.trial import analyse_trial  # noqa: F401 - the same frame the report uses
-    from trials.assign import load_design
+    from trials.design import load_design
     from trials.outcomes.export import analysis_dataframe
 
     url, _key = _reported_trial(ws, scale.small)

@@ -439,32 +439,6 @@ def test_enrollment_events_never_change_the_arm(engine: Engine) -> None:
         assert verify(session, trial).ok
 
 
-def test_rerandomize_reruns_the_registered_procedure(engine: Engine) -> None:
-    import numpy as np
-
-    trial = setup_trial(engine, protocol_text(factors=["primary_barrier"], block_sizes=[2, 4]), 40)
-    complete = setup_trial(engine, protocol_text("ccc", method="complete", factors=["primary_barrier"],
-                                                 allow_overlap=True))
-    with db.write_session(engine) as session:
-        assign.assign_all(session, trial)
-        assign.assign_all(session, complete)
-    with db.read_session(engine) as session:
-        design = assign.load_design(session, trial)
-        other = assign.load_design(session, complete)
-    draws = design.rerandomize(200, np.random.default_rng(3))
-    assert draws.shape == (200, 40) and set(np.unique(draws)) <= {0, 1}
-    strata = np.asarray(design.stratum_of_row)
-    for stratum in set(design.stratum_of_row):
-        members = draws[:, strata == stratum]
-        assert np.all(np.abs(members.sum(axis=1) * 2 - members.shape[1]) <= 2)  # at most half of block 4
-    assert draws.mean() == pytest.approx(0.5, abs=0.05)
-    drawn = other.rerandomize(50, np.random.default_rng(4))
-    strata = np.asarray(other.stratum_of_row)
-    for stratum in set(other.stratum_of_row):
-        n = int((strata == stratum).sum())
-        assert set(drawn[:, strata == stratum].sum(axis=1)) <= {n // 2, (n + 1) // 2}
-
-
 # --- identical on both backends -----------------------------------------------------------------
 
 

@@ -11,11 +11,10 @@ The module has two layers:
   `complete_counts`, `complete_allocation`, `minimization_choice`), used by the database
   layer, by `trials audit verify` to re-derive every allocation, and by the property tests;
 - the database layer (`assign_all`, `enroll`, `enroll_many`, `close`, `record_enrollment_event`,
-  `export_assignments`, `load_design`), which writes every change through
-  `trials.audit.record_event`.
+  `export_assignments`), which writes every change through `trials.audit.record_event`.
 
-Nothing here imports numpy at module level: `trials enroll` stays light. `Design.rerandomize`
-imports numpy when it is called.
+Re-running the registered procedure with fresh randomness (randomization inference) is
+`trials.design`. Nothing here imports numpy: `trials enroll` stays light.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy import case as sql_case
@@ -39,10 +38,6 @@ from trials.errors import InputError, NotFound, Problem, Refused
 from trials.models import Assignment, Case, Enrollment, EnrollmentEvent, Trial, utcnow
 from trials.protocol import Protocol, latest_version, parse_protocol
 from trials.strata import case_stratum, cluster_stratum, stratum_key, stratum_label
-
-if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
 
 ALGORITHM = "hmac-sha256-v1"
 """The version of the generator and of every allocation rule below; stored on each assignment."""
@@ -989,146 +984,3 @@ def write_assignments_csv(session: Session, trial_id: str, path: Any) -> int:
         for row in rows:
             writer.writerow([neutralise_formula(cell) for cell in row])
     return len(rows)
-
-
-# --- randomization inference --------------------------------------------------------------------
-
-
-@dataclass
-class Design:
-    """A trial's randomization as registered, for re-running it with fresh randomness.
-
-    Rows are the trial's enrollments in enrollment order (`case_ids` are cases.id, `case_keys`
-    the stored keys); `arm_index` codes the observed arm as its position in `arms` (protocol
-    order). `rerandomize(R, rng)` returns an (R, n) integer array of arm indices drawn by
-    re-running the registered procedure (method, strata frozen at randomization, block sizes,
-    weights, clusters) with the numpy Generator `rng` instead of the seed.
-    """
-
-    trial_id: str
-    method: str
-    arms: list[str]
-    weights: list[int]
-    block_sizes: list[int]
-    minimization_probability: float
-    case_ids: list[int]
-    case_keys: list[str]
-    arm_index: list[int]
-    unit_strata: list[str]
-    unit_blocks: list[int | None]
-    unit_of_row: list[int]
-    stratum_of_row: list[str]
-
-    def rerandomize(self, n_rep: int, rng: np.random.Generator) -> NDArray[np.int_]:
-        return rerandomize(self, n_rep, rng)
-
-
-def load_design(session: Session, trial_id: str) -> Design:
-    """The design of a trial from its enrollments and assignments (see `Design`)."""
-    ctx = trial_context(session, trial_id, for_writing=False)
-    protocol = ctx.protocol
-    arms = list(protocol.arms)
-    # Plain rows of the few columns needed, not ORM objects: a trial can have a million cases.
-    units = session.execute(select(Assignment.id, Assignment.stratum, Assignment.block)
-                            .where(Assignment.trial_id == trial_id).order_by(Assignment.sequence)).all()
-    position = {a.id: i for i, a in enumerate(units)}
-    rows = session.execute(select(Enrollment.case_id, Enrollment.arm, Enrollment.assignment_id, Case.case_key)
-                           .join(Case, Case.id == Enrollment.case_id)
-                           .where(Enrollment.trial_id == trial_id).order_by(Enrollment.sequence)).all()
-    strata_of_unit = [a.stratum for a in units]
-    return Design(
-        trial_id=trial_id, method=protocol.stratification.method, arms=arms,
-        weights=[protocol.arms[a] for a in arms], block_sizes=list(protocol.stratification.block_sizes),
-        minimization_probability=protocol.stratification.minimization_probability,
-        case_ids=[e.case_id for e in rows], case_keys=[e.case_key for e in rows],
-        arm_index=[arms.index(e.arm) for e in rows], unit_strata=strata_of_unit,
-        unit_blocks=[a.block for a in units],
-        unit_of_row=[position[e.assignment_id] for e in rows],
-        stratum_of_row=[strata_of_unit[position[e.assignment_id]] for e in rows],
-    )
-
-
-def rerandomize(design: Design, n_rep: int, rng: np.random.Generator) -> NDArray[np.int_]:
-    """An (n_rep, n_enrollments) array of arm indices from re-running the design's procedure.
-
-    Units (cases, or clusters in a cluster trial) are re-randomized in their original order
-    and strata; every enrolled case takes its unit's arm. Permuted blocks are vectorised over
-    replicates (random block sizes, random permutations); complete randomization reuses the
-    dependent rounding of `complete_counts` driven by `rng`; minimization replays the units in
-    order, vectorised over replicates.
-    """
-    import numpy as np
-
-    n_units = len(design.unit_strata)
-    weights = np.asarray(design.weights)
-    k = len(design.arms)
-    unit_arms = np.zeros((n_rep, n_units), dtype=np.int64)
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, stratum in enumerate(design.unit_strata):
-        groups[stratum].append(i)
-    if design.method == "permuted_blocks":
-        sizes = np.asarray(design.block_sizes)
-        lmax = int(sizes.max())
-        total = int(weights.sum())
-        patterns = np.full((len(sizes), lmax), -1, dtype=np.int64)
-        for j, size in enumerate(sizes):
-            pattern = np.repeat(np.arange(k), weights * int(size) // total)
-            patterns[j, :len(pattern)] = pattern
-        for idx in groups.values():
-            n_s = len(idx)
-            n_blocks = -(-n_s // int(sizes.min()))
-            choice = rng.integers(0, len(sizes), size=(n_rep, n_blocks))
-            lengths = sizes[choice]
-            keys = rng.random((n_rep, n_blocks, lmax))
-            offsets = np.arange(lmax)
-            keys[offsets[None, None, :] >= lengths[:, :, None]] = np.inf
-            order = np.argsort(keys, axis=2)
-            drawn = np.take_along_axis(np.broadcast_to(patterns[choice], order.shape), order, axis=2)
-            valid = (offsets[None, None, :] < lengths[:, :, None]).reshape(n_rep, -1)
-            flat = drawn.reshape(n_rep, -1)
-            first = np.argsort(~valid, axis=1, kind="stable")[:, :n_s]
-            unit_arms[:, idx] = np.take_along_axis(flat, first, axis=1)
-    elif design.method == "complete":
-        arms_map = dict(zip(design.arms, design.weights, strict=True))
-        batches: dict[int | None, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-        for i, (stratum, batch) in enumerate(zip(design.unit_strata, design.unit_blocks, strict=True)):
-            batches[batch][stratum].append(i)
-
-        def draw(p: Fraction) -> bool:
-            return bool(rng.random() < float(p))
-
-        for r in range(n_rep):
-            for members in batches.values():
-                counts = complete_counts({s: len(idx) for s, idx in members.items()}, arms_map, draw=draw)
-                for stratum, idx in members.items():
-                    pool = np.repeat(np.arange(k), [counts[stratum][a] for a in design.arms])
-                    unit_arms[r, idx] = rng.permutation(pool)
-    else:
-        p = design.minimization_probability
-        factor_values = [_loads(s) for s in design.unit_strata]
-        factors = sorted({f for values in factor_values for f in values})
-        level_ids = {f: {v: i for i, v in enumerate(sorted({vals[f] for vals in factor_values}))} for f in factors}
-        counts_by_factor = {f: np.zeros((n_rep, len(level_ids[f]), k)) for f in factors}
-        rows = np.arange(n_rep)
-        for i, values in enumerate(factor_values):
-            scores = np.zeros((n_rep, k))
-            for f in factors:
-                level = counts_by_factor[f][:, level_ids[f][values[f]], :]
-                for c in range(k):
-                    trial_counts = level.copy()
-                    trial_counts[:, c] += 1
-                    ratios = trial_counts / weights
-                    scores[:, c] += ratios.max(axis=1) - ratios.min(axis=1)
-            best = scores.min(axis=1, keepdims=True)
-            tied = scores <= best + 1e-12
-            all_tied = tied.all(axis=1, keepdims=True)
-            tied_w = (tied * weights).sum(axis=1, keepdims=True)
-            rest_w = (~tied * weights).sum(axis=1, keepdims=True)
-            probs = np.where(tied, p * weights / tied_w, (1 - p) * weights / np.maximum(rest_w, 1))
-            probs = np.where(all_tied, weights / weights.sum(), probs)
-            u = rng.random((n_rep, 1))
-            choice = (u >= np.cumsum(probs, axis=1)).sum(axis=1).clip(max=k - 1)
-            unit_arms[:, i] = choice
-            for f in factors:
-                counts_by_factor[f][rows, level_ids[f][values[f]], choice] += 1
-    return unit_arms[:, np.asarray(design.unit_of_row, dtype=np.int64)]

@@ -57,7 +57,7 @@ def test_ratio_parsing() -> None:
 
 def test_registered_procedure_allocates_like_the_protocol() -> None:
     """Reference: the protocol's weights and method. street-walker (permuted blocks by months band):
-    allocation through trials.assign.rerandomize keeps arms balanced within each stratum."""
+    allocation through trials.design.rerandomize keeps arms balanced within each stratum."""
     from pathlib import Path
 
     from trials.protocol import read_protocol_file

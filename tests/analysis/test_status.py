@@ -1,4 +1,4 @@
-"""Status at the horizon: risk difference and odds ratio from statsmodels GLMs."""
+"""Status at the horizon: risk difference (least squares) and odds ratio (logit GLM)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ def _two_by_two() -> pd.DataFrame:
 
 def test_unstratified_matches_two_by_two_table() -> None:
     """Reference: hand computation from the 2x2 table: RD = 0.45 - 0.30, OR = (45*70)/(55*30),
-    HC1-robust SE of RD = sqrt(p1 q1/(n1-1) + p0 q0/(n0-1)) * sqrt(n/(n-2))... checked against the
-    unpooled Wald SE to 1%."""
+    HC1-robust SE of RD = the unpooled Wald SE sqrt(p1 q1/n1 + p0 q0/n0) (which is HC0 for two
+    groups) times sqrt(n/(n-k)) with k = 2 parameters."""
     [c] = status_contrasts(_two_by_two(), 52.0, [("1", "arm_1")], "0", strata=False, cluster=False,
                            log=WarningLog())
     assert c["risk_difference"] == pytest.approx(0.15)
     assert c["odds_ratio"] == pytest.approx(45 * 70 / (55 * 30))
     wald = np.sqrt(0.45 * 0.55 / 100 + 0.3 * 0.7 / 100)
-    assert c["se"] == pytest.approx(wald, rel=0.01)
+    assert c["se"] == pytest.approx(wald * np.sqrt(200 / 198), rel=1e-9)
     assert c["cov_type"] == "HC1" and c["excluded_censored"] == 0
 
 

@@ -24,7 +24,7 @@ from trials.analysis.ri import (
     Rerandomize,
     permute_clusters_within_strata,
     permute_within_strata,
-    randomization_test,
+    randomization_tests,
 )
 from trials.analysis.warnings import WarningLog
 from trials.errors import InputError, Problem
@@ -148,9 +148,10 @@ def analyse(frame: pd.DataFrame, options: AnalysisOptions) -> dict[str, Any]:
         "adjusted_for": list(options.adjust),
         "horizons": {},
     }
-    for h in horizons:
-        label = f"Week {h:g}: " if len(horizons) > 1 else ""
-        result["horizons"][horizon_key(h)] = _at_horizon(prep, options, h, log, label)
+    labels = [f"Week {h:g}: " if len(horizons) > 1 else "" for h in horizons]
+    ri = _ri(prep, options, horizons, log, labels)
+    for h, label, ri_at_h in zip(horizons, labels, ri, strict=True):
+        result["horizons"][horizon_key(h)] = _at_horizon(prep, options, h, log, label, ri_at_h)
 
     last = horizons[-1]
     data = _model_frame(prep, last)
@@ -242,7 +243,9 @@ def _model_frame(prep: Prepared, horizon: float) -> pd.DataFrame:
     return data
 
 
-def _at_horizon(prep: Prepared, options: AnalysisOptions, h: float, log: WarningLog, label: str) -> dict[str, Any]:
+def _at_horizon(prep: Prepared, options: AnalysisOptions, h: float, log: WarningLog, label: str,
+                ri: dict[str, Any]) -> dict[str, Any]:
+    """Every estimate at one horizon; `ri` is its randomization test (drawn for all horizons at once)."""
     names, control = prep.arm_names, prep.control
     time, event = _censor(prep, h)
     out: dict[str, Any] = {"horizon": h}
@@ -309,7 +312,7 @@ def _at_horizon(prep: Prepared, options: AnalysisOptions, h: float, log: Warning
         out["cluster"] = icc_anova(event[known].astype(float), prep.cluster[known])
     else:
         out["cluster"] = None
-    out["ri"] = _ri(prep, options, time, event, log, label)
+    out["ri"] = ri
     out["prognostic"] = None
     if options.prognostic and covs:
         from trials.analysis.prognostic import prognostic_adjustment
@@ -357,8 +360,9 @@ def _cif(prep: Prepared, options: AnalysisOptions, time: np.ndarray, h: float) -
     return out
 
 
-def _ri(prep: Prepared, options: AnalysisOptions, time: np.ndarray, event: np.ndarray, log: WarningLog,
-        label: str) -> dict[str, Any]:
+def _ri(prep: Prepared, options: AnalysisOptions, horizons: list[float], log: WarningLog,
+        labels: list[str]) -> list[dict[str, Any]]:
+    """Randomization inference at every horizon, on one set of draws (the costly part)."""
     procedure = "permutation of the observed arms within strata"
     rerandomize = options.rerandomize
     if rerandomize is None and prep.cluster is not None and _one_arm_per_cluster(prep):
@@ -366,12 +370,15 @@ def _ri(prep: Prepared, options: AnalysisOptions, time: np.ndarray, event: np.nd
         procedure = "permutation of the clusters' arms within strata"
     elif rerandomize is None:
         rerandomize = permute_within_strata(prep.arm, prep.strata)
-    result = randomization_test(time, event, prep.strata, prep.arm, len(prep.arm_names), prep.control, rerandomize,
-                                options.ri_replicates, options.seed, options.progress)
-    result["procedure"] = "registered assignment procedure" if options.rerandomize else procedure
-    if options.ri_replicates > 0 and result["p"] is None:
-        log.warn(f"{label}Randomization inference not possible: the log-rank statistic is undefined.")
-    return result
+    censored = [_censor(prep, h) for h in horizons]
+    results = randomization_tests([t for t, _ in censored], [e for _, e in censored], prep.strata, prep.arm,
+                                  len(prep.arm_names), prep.control, rerandomize, options.ri_replicates,
+                                  options.seed, options.progress)
+    for result, label in zip(results, labels, strict=True):
+        result["procedure"] = "registered assignment procedure" if options.rerandomize else procedure
+        if options.ri_replicates > 0 and result["p"] is None:
+            log.warn(f"{label}Randomization inference not possible: the log-rank statistic is undefined.")
+    return results
 
 
 def _one_arm_per_cluster(prep: Prepared) -> bool:

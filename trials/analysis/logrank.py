@@ -5,9 +5,12 @@ observed minus expected events O_aj - d_j N_aj / n_j and the hypergeometric cova
 d_j (n_j - d_j) / (n_j - 1) * (N_aj / n_j) (delta_ab - N_bj / n_j). The statistic is
 U' V^-1 U, chi-square with (arms - 1) degrees of freedom. lifelines has no stratified log-rank.
 
-The numbers at risk and events per arm are differences of reverse cumulative sums over the
-rows sorted by (stratum, time), so R re-randomizations cost O(R n) memory and time: this is
-what randomization inference (`ri.py`) runs 10,000 times.
+What does not depend on the assignment is computed once (`LogrankDesign`): the rows sorted by
+(stratum, time), the "segments" between consecutive event times of a stratum, and where each
+event time's events sit. Per assignment, the numbers at risk N_aj are segment counts of the arm
+indicator cumulated backwards and the observed events O_aj are counts over the event rows, all
+integer sums over a boolean array. So R re-randomizations cost two segment sums per arm: this
+is what randomization inference (`ri.py`) runs 10,000 times, for every horizon on the same draws.
 """
 
 from __future__ import annotations
@@ -17,27 +20,37 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-_CHUNK_ELEMENTS = 4_000_000
+_CHUNK_ELEMENTS = 32_000_000  # of the boolean arm indicator
 
 
 @dataclass(frozen=True)
-class _Design:
-    """What does not depend on the assignment: sort order and the (stratum, event time) grid."""
+class LogrankDesign:
+    """What does not depend on the assignment, for rows sorted by (stratum, time) in `order`."""
 
     order: NDArray[np.intp]
-    event_sorted: NDArray[np.float64]
-    first: NDArray[np.intp]  # first row of the tie group (stratum, t_j)
-    after: NDArray[np.intp]  # first row after the tie group
-    end: NDArray[np.intp]  # first row after the stratum
+    segment_starts: NDArray[np.intp]  # sorted positions where a segment begins (np.add.reduceat)
+    first_segment: NDArray[np.intp]  # per event time: the segment where its risk set begins
+    end_segment: NDArray[np.intp]  # per event time: the first segment after its stratum
+    event_rows: NDArray[np.intp]  # sorted positions of the rows with an event
+    first_event: NDArray[np.intp]  # per event time: where its events begin in event_rows
     n_risk: NDArray[np.float64]
     deaths: NDArray[np.float64]
     weight: NDArray[np.float64]  # d (n - d) / (n - 1)
 
 
-def _design(time: NDArray[np.float64], event: NDArray[np.int_], strata: NDArray[np.int_]) -> _Design:
-    order = np.lexsort((time, strata))
-    t, e, s = time[order], event[order].astype(float), strata[order]
+def logrank_design(time: NDArray[np.float64], event: NDArray[np.int_], strata: NDArray[np.int_] | None,
+                   order: NDArray[np.intp] | None = None) -> LogrankDesign:
+    """The assignment-free part of the test. `order` (rows sorted by stratum, then time) may be
+    given to share one sort between horizons: sorting by uncensored time also sorts the times
+    censored at any horizon."""
+    time = np.asarray(time, dtype=float)
+    strata = np.zeros(len(time), dtype=int) if strata is None else np.asarray(strata)
+    if order is None:
+        order = np.lexsort((time, strata))
+    t, e, s = time[order], np.asarray(event)[order].astype(float), strata[order]
     n = len(t)
+    if n > 1 and not np.all((s[1:] > s[:-1]) | ((s[1:] == s[:-1]) & (t[1:] >= t[:-1]))):
+        raise ValueError("the given order does not sort the rows by stratum and time")
     new_group = np.ones(n, dtype=bool)
     new_group[1:] = (t[1:] != t[:-1]) | (s[1:] != s[:-1])
     starts = np.flatnonzero(new_group)
@@ -45,17 +58,20 @@ def _design(time: NDArray[np.float64], event: NDArray[np.int_], strata: NDArray[
     new_stratum = np.ones(n, dtype=bool)
     new_stratum[1:] = s[1:] != s[:-1]
     stratum_starts = np.flatnonzero(new_stratum)
-    stratum_ends = np.append(stratum_starts[1:], n)
     stratum_of_row = np.cumsum(new_stratum) - 1
-    ends = stratum_ends[stratum_of_row[starts]]
     cum_e = np.concatenate([[0.0], np.cumsum(e)])
     deaths = cum_e[afters] - cum_e[starts]
     keep = deaths > 0
-    starts, afters, ends, deaths = starts[keep], afters[keep], ends[keep], deaths[keep]
+    starts, deaths = starts[keep], deaths[keep]
+    ends = np.append(stratum_starts[1:], n)[stratum_of_row[starts]]
     n_risk = (ends - starts).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(n_risk > 1, deaths * (n_risk - deaths) / (n_risk - 1), 0.0)
-    return _Design(order, e, starts, afters, ends, n_risk, deaths, weight)
+    segment_starts = np.union1d(starts, stratum_starts).astype(np.intp)
+    event_rows = np.flatnonzero(e > 0)
+    return LogrankDesign(order, segment_starts, np.searchsorted(segment_starts, starts),
+                         np.searchsorted(segment_starts, ends), event_rows, np.searchsorted(event_rows, starts),
+                         n_risk, deaths, weight)
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,46 @@ class LogrankResult:
     u: NDArray[np.float64]  # (R, arms - 1): observed - expected per non-control arm
     v: NDArray[np.float64]  # (R, arms - 1, arms - 1)
     df: int
+
+
+def logrank_statistics(design: LogrankDesign, assignments: NDArray[np.integer], n_arms: int, control: int = 0,
+                       *, presorted: bool = False) -> LogrankResult:
+    """The statistic for each row of `assignments` ((R, n) arm codes, in the design's sorted row
+    order if `presorted`, else in the original row order)."""
+    assignments = np.atleast_2d(np.asarray(assignments))
+    others = [a for a in range(n_arms) if a != control]
+    k, n_times = len(others), len(design.deaths)
+    n_rep, n = assignments.shape
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, n))
+    u_all = np.zeros((n_rep, k))
+    v_all = np.zeros((n_rep, k, k))
+    for lo in range(0, n_rep if n_times else 0, chunk):
+        block = assignments[lo: lo + chunk]
+        if not presorted:
+            block = block.take(design.order, axis=1)
+        frac = np.empty((block.shape[0], k, n_times))
+        for i, arm in enumerate(others):
+            in_arm = block == arm
+            segments = np.add.reduceat(in_arm, design.segment_starts, axis=1, dtype=np.int64)
+            at_or_after = np.zeros((block.shape[0], segments.shape[1] + 1), dtype=np.int64)
+            at_or_after[:, :-1] = segments[:, ::-1].cumsum(axis=1)[:, ::-1]
+            n_arm = at_or_after[:, design.first_segment] - at_or_after[:, design.end_segment]
+            observed = np.add.reduceat(in_arm.take(design.event_rows, axis=1), design.first_event, axis=1,
+                                       dtype=np.int64)
+            frac[:, i, :] = n_arm / design.n_risk
+            u_all[lo: lo + chunk, i] = observed.sum(axis=1) - (design.deaths * frac[:, i, :]).sum(axis=1)
+        weighted = frac * design.weight
+        v = -np.einsum("raj,rbj->rab", weighted, frac)
+        v[:, np.arange(k), np.arange(k)] += weighted.sum(axis=2)
+        v_all[lo: lo + chunk] = v
+    if k == 1:
+        var = v_all[:, 0, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chi2 = np.where(var > 1e-12, u_all[:, 0] ** 2 / var, np.nan)
+    else:
+        chi2 = np.einsum("ra,rab,rb->r", u_all, np.linalg.pinv(v_all), u_all)
+        chi2[np.abs(np.linalg.det(v_all)) < 1e-12] = np.nan
+    return LogrankResult(chi2, u_all, v_all, k)
 
 
 def logrank_many(
@@ -75,45 +131,7 @@ def logrank_many(
     control: int = 0,
 ) -> LogrankResult:
     """The (stratified) log-rank statistic for each row of `assignments` (shape (R, n), arm codes)."""
-    time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=int)
-    strata = np.zeros(len(time), dtype=int) if strata is None else np.asarray(strata)
-    assignments = np.atleast_2d(np.asarray(assignments))
-    design = _design(time, event, strata)
-    others = [a for a in range(n_arms) if a != control]
-    k = len(others)
-    n_rep, n = assignments.shape
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, n * k))
-    u_all = np.empty((n_rep, k))
-    v_all = np.empty((n_rep, k, k))
-    for lo in range(0, n_rep, chunk):
-        block = assignments[lo: lo + chunk][:, design.order]
-        frac = np.empty((block.shape[0], k, len(design.deaths)))
-        u = np.empty((block.shape[0], k))
-        for i, arm in enumerate(others):
-            ind = (block == arm).astype(float)
-            cum = np.zeros((ind.shape[0], n + 1))
-            cum[:, :n] = ind[:, ::-1].cumsum(axis=1)[:, ::-1]
-            ind *= design.event_sorted
-            cum_e = np.zeros((ind.shape[0], n + 1))
-            cum_e[:, :n] = ind[:, ::-1].cumsum(axis=1)[:, ::-1]
-            n_arm = cum[:, design.first] - cum[:, design.end]
-            d_arm = cum_e[:, design.first] - cum_e[:, design.after]
-            frac[:, i, :] = n_arm / design.n_risk
-            u[:, i] = (d_arm - design.deaths * frac[:, i, :]).sum(axis=1)
-        weighted = frac * design.weight
-        v = -np.einsum("raj,rbj->rab", weighted, frac)
-        v[:, np.arange(k), np.arange(k)] += weighted.sum(axis=2)
-        u_all[lo: lo + chunk] = u
-        v_all[lo: lo + chunk] = v
-    if k == 1:
-        var = v_all[:, 0, 0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            chi2 = np.where(var > 1e-12, u_all[:, 0] ** 2 / var, np.nan)
-    else:
-        chi2 = np.einsum("ra,rab,rb->r", u_all, np.linalg.pinv(v_all), u_all)
-        chi2[np.abs(np.linalg.det(v_all)) < 1e-12] = np.nan
-    return LogrankResult(chi2, u_all, v_all, k)
+    return logrank_statistics(logrank_design(time, event, strata), assignments, n_arms, control)
 
 
 def logrank(

@@ -9,7 +9,7 @@ The simulation draws strata from a case pool (or none), allocates with stratifie
 blocks, draws exponential times rounded up to whole weeks (weekly data: ties), censors at the
 follow-up and runs the stratified log-rank test of `logrank.py`, the primary analysis.
 With a protocol (`trials power --protocol FILE`) the allocation is the protocol's registered
-procedure (`trials.assign.rerandomize`: permuted blocks with its block sizes, complete
+procedure (`trials.design.rerandomize`: permuted blocks with its block sizes, complete
 randomization, or minimization) on the strata of the case pool; without one, a local stratified
 permuted-block allocation (blocks of 2 x the ratio sum).
 """
@@ -134,12 +134,12 @@ def simulate(n: int, hr: float, median: float, follow_up: float, ratio: tuple[in
 
 
 def registered_allocation(protocol: Any) -> tuple[Allocate, tuple[int, int]]:
-    """The protocol's own procedure (`trials.assign.rerandomize` on a synthetic design) as an allocator.
+    """The protocol's own procedure (`trials.design.rerandomize` on a synthetic design) as an allocator.
 
     Returns the allocator (0 = control, 1 = treatment) and the protocol's control:treatment ratio.
     Two-arm, case-level protocols only.
     """
-    from trials.assign import Design, rerandomize
+    from trials.design import Design, rerandomize
     from trials.errors import InputError, Problem
 
     arms = list(protocol.arms)

@@ -1,9 +1,10 @@
 """Status at the horizon (self-sufficient or not) as a risk difference and an odds ratio.
 
-Both are statsmodels GLMs adjusted for the randomization strata (stratum indicators): the risk
-difference from a Gaussian GLM with identity link (the linear probability model), the odds
-ratio from a binomial GLM with logit link. Standard errors are heteroskedasticity-robust (HC1)
-or, for cluster trials, cluster-robust. Units censored before the horizon without an event have
+Both are statsmodels regressions adjusted for the randomization strata (stratum indicators):
+the risk difference from least squares (the linear probability model; the same estimate as a
+Gaussian GLM with identity link in one solve instead of iterations), the odds ratio from a
+binomial GLM with logit link. Standard errors are heteroskedasticity-robust (HC1: HC0 times
+n / (n - k)) or, for cluster trials, cluster-robust. Units censored before the horizon without an event have
 no known status and are left out (counted in `excluded_censored`).
 """
 
@@ -55,7 +56,7 @@ def status_contrasts(data: pd.DataFrame, horizon: float, arms: list[tuple[str, s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            rd = sm.GLM(y, x, family=sm.families.Gaussian()).fit(cov_type=cov_type, cov_kwds=cov_kwds)
+            rd = sm.OLS(y, x).fit(cov_type=cov_type, cov_kwds=cov_kwds)
         except Exception as exc:  # noqa: BLE001
             log.warn(f"{label}Risk-difference model failed: {exc}".split("\n")[0])
         try:

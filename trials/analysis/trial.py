@@ -2,7 +2,7 @@
 
 Every randomized case by assigned arm (intention to treat), its frozen stratum, cluster and
 covariates, and the derived outcome of a named snapshot; randomization inference re-runs the
-trial's own registered procedure (`trials.assign.load_design`).
+trial's own registered procedure (`trials.design.load_design`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class TrialAnalysis:
     population: str
     snapshot_id: int
     frame: pd.DataFrame  # the analysed rows (after the population filter)
+    randomized: pd.DataFrame  # every randomized case, analysed or not (the report's flow diagram)
     result: dict[str, Any]
     excluded: dict[str, int]  # case counts left out, by reason
 
@@ -64,7 +65,7 @@ def analyse_trial(session: Session, trial_id: str, *, population: str = "itt", s
                   horizons: list[int] | None = None, ri_replicates: int = 10_000,
                   progress: Progress | None = None) -> TrialAnalysis:
     """Analyse a trial from the database (ITT by default, the primary analysis)."""
-    from trials.assign import load_design
+    from trials.design import load_design
     from trials.outcomes.export import analysis_dataframe
     from trials.outcomes.snapshots import get_snapshot
 
@@ -95,7 +96,8 @@ def analyse_trial(session: Session, trial_id: str, *, population: str = "itt", s
     kept_rows = keep.nonzero()[0]
 
     def rerandomize(n_rep: int, rng: Any) -> Any:
-        return design.rerandomize(n_rep, rng)[:, kept_rows]
+        draws = design.rerandomize(n_rep, rng)
+        return draws if len(kept_rows) == draws.shape[1] else draws.take(kept_rows, axis=1)
 
     audit_head = head(session)
     preregistered = list(protocol.subgroups)
@@ -120,4 +122,4 @@ def analyse_trial(session: Session, trial_id: str, *, population: str = "itt", s
     result = analyse(analysed, options)
     result["population"] = population
     result["excluded"] = excluded
-    return TrialAnalysis(protocol, version.version, population, snapshot.id, analysed, result, excluded)
+    return TrialAnalysis(protocol, version.version, population, snapshot.id, analysed, frame, result, excluded)

@@ -55,7 +55,6 @@ def flow_numbers(session: Session, analysis: TrialAnalysis) -> dict[str, Any]:
     """CONSORT numbers: pool, eligible, randomized, and per arm what happened to the cases."""
     from trials.analysis.trial import enrollment_events
     from trials.cases.pool import eligibility_conditions
-    from trials.outcomes.export import analysis_frame
 
     protocol = analysis.protocol
     pool = session.scalar(select(func.count()).select_from(Case)) or 0
@@ -63,13 +62,13 @@ def flow_numbers(session: Session, analysis: TrialAnalysis) -> dict[str, Any]:
     if protocol.unit != "case":
         conditions.append(getattr(Case, protocol.unit).is_not(None))
     eligible = session.scalar(select(func.count()).select_from(Case).where(*conditions)) or 0
-    randomized = analysis_frame(session, protocol.id, analysis.snapshot_id)
+    randomized = analysis.randomized
     events = enrollment_events(session, protocol.id)
     frame = analysis.frame
     last = max(float(h) for h in analysis.result["horizons"])
     arms = []
     for arm in protocol.arms:
-        keys = {row["case_id"] for row in randomized if row["arm"] == arm}
+        keys = set(randomized.loc[randomized["arm"] == arm, "case_id"])
         analysed = frame[frame["arm"] == arm]
         censored = int(((analysed["event"] == 0) & (analysed["time_weeks"] < last)).sum())
         arms.append({
