@@ -6,6 +6,7 @@ cluster-robust; lifelines' sandwich estimator ignores ties (weekly data are all 
 reported result is statsmodels `PHReg(..., ties="efron").fit(groups=cluster)` and lifelines'
 `cluster_col` result is kept as the cross-check. `method` names which one is reported.
 The proportional-hazards check is lifelines' scaled Schoenfeld residual test (rank time).
+The many small models beside it (subgroups, prognostic comparison) use `efron.fit_efron`.
 """
 
 from __future__ import annotations
@@ -64,6 +65,20 @@ def _lifelines(data: pd.DataFrame, covariates: list[str], strata: bool, cluster:
     return CoxFit("lifelines CoxPHFitter (Efron ties)", params, se, ph_p)
 
 
+def _numpy_efron(data: pd.DataFrame, covariates: list[str], strata: bool) -> CoxFit:
+    from trials.analysis.efron import fit_efron
+
+    fit = fit_efron(data[T].to_numpy(float), data[E].to_numpy(int), data[covariates].to_numpy(float),
+                    data[STRATUM].to_numpy() if strata else None)
+    if not fit.converged:
+        warnings.warn("the numpy Efron fit did not converge", RuntimeWarning, stacklevel=2)
+    return CoxFit(FAST_ENGINE, dict(zip(covariates, map(float, fit.params), strict=True)),
+                  dict(zip(covariates, map(float, fit.se), strict=True)), {c: None for c in covariates})
+
+
+FAST_ENGINE = "trials Efron fit (numpy; tested against lifelines and statsmodels)"
+
+
 def _statsmodels(data: pd.DataFrame, covariates: list[str], strata: bool, cluster: bool) -> CoxFit:
     from statsmodels.duration.hazard_regression import PHReg
 
@@ -76,11 +91,12 @@ def _statsmodels(data: pd.DataFrame, covariates: list[str], strata: bool, cluste
 
 
 def cox_contrasts(data: pd.DataFrame, arms: list[tuple[str, str]], control: str, adjust: list[str], *,
-                  strata: bool, cluster: bool, log: WarningLog, label: str = "", ph_test: bool = True,
-                  cross_check: bool = True) -> list[dict[str, Any]]:
+                  strata: bool, cluster: bool, log: WarningLog, label: str = "", fast: bool = False
+                  ) -> list[dict[str, Any]]:
     """One contrast per non-control arm. `arms` pairs each arm's name with its 0/1 column in `data`.
 
-    `ph_test` and `cross_check` (fit the other engine too) may be switched off for speed.
+    `fast` (the many small models of the subgroup analysis, never with clusters) fits with
+    `efron.fit_efron` alone: no proportional-hazards test and no cross-check by a second engine.
     """
     from scipy.stats import norm
 
@@ -95,13 +111,17 @@ def cox_contrasts(data: pd.DataFrame, arms: list[tuple[str, str]], control: str,
         return [{"arm": name, **base, **empty, "method": None, "cross_check": None} for name, _ in arms]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        life = sm = None
-        if ph_test or cross_check or not cluster:
+        life = sm = quick = None
+        if fast and not cluster:
             try:
-                life = _lifelines(data, covariates, strata, cluster, ph_test=ph_test)
+                quick = _numpy_efron(data, covariates, strata)
+            except Exception as exc:  # noqa: BLE001 - a singular information matrix
+                log.warn(f"{label}Cox model did not converge: {exc}".split("\n")[0])
+        else:
+            try:
+                life = _lifelines(data, covariates, strata, cluster, ph_test=True)
             except Exception as exc:  # noqa: BLE001 - ConvergenceError and friends
                 log.warn(f"{label}Cox model (lifelines) did not converge: {exc}".split("\n")[0])
-        if cross_check or cluster:
             try:
                 sm = _statsmodels(data, covariates, strata, cluster)
             except Exception as exc:  # noqa: BLE001
@@ -111,7 +131,7 @@ def cox_contrasts(data: pd.DataFrame, arms: list[tuple[str, str]], control: str,
             log.warn(str(w.message))
         elif "converge" in str(w.message).lower():
             log.warn(f"{label}Cox model: convergence problem ({str(w.message).splitlines()[0][:120]}).")
-    primary = (sm or life) if cluster else (life or sm)
+    primary = quick or ((sm or life) if cluster else (life or sm))
     if primary is None:
         return [{"arm": name, **base, **empty, "method": None, "cross_check": None} for name, _ in arms]
     out = []
@@ -126,7 +146,7 @@ def cox_contrasts(data: pd.DataFrame, arms: list[tuple[str, str]], control: str,
             log.warn(f"{label}Proportional hazards doubtful for arm {name} (Schoenfeld test p = {ph_p:.3f}): "
                      "the effect seems to change over follow-up, so read the hazard ratio as an average "
                      "and look at the Kaplan–Meier curves and RMST.")
-        cross = {
+        cross = None if quick else {
             "lifelines_log_hr": life.params[col] if life else None,
             "lifelines_se": life.se[col] if life else None,
             "statsmodels_log_hr": sm.params[col] if sm else None,
@@ -148,7 +168,7 @@ def cox_ci_width(data: pd.DataFrame, arm_col: str, adjust: list[str], *, strata:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = _lifelines(data, [arm_col, *adjust], strata, False, ph_test=False)
-    except Exception:  # noqa: BLE001
+            fit = _numpy_efron(data, [arm_col, *adjust], strata)
+    except Exception:  # noqa: BLE001 - a singular information matrix
         return None
     return fit.params[arm_col], 2 * Z95 * fit.se[arm_col]

@@ -1,8 +1,8 @@
 """What works for whom: hazard ratio per subgroup level, an interaction test, forest-plot rows.
 
-Per level, the stratified Cox model of `cox.py` on that level's units. The interaction test is a
-likelihood-ratio test of arm x level terms in a Cox model stratified by randomization stratum x
-level (so level main effects are absorbed). Subgroups are labelled exploratory unless the
+Per level, the stratified Cox model of `cox.py` on that level's units (its fast numpy fit,
+`efron.fit_efron`). The interaction test is a likelihood-ratio test of arm x level terms in a
+Cox model stratified by randomization stratum x level (so level main effects are absorbed). Subgroups are labelled exploratory unless the
 protocol pre-registered them.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import warnings
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from trials.analysis.cox import STRATUM, E, T, cox_contrasts
 from trials.analysis.warnings import WarningLog
@@ -22,26 +24,21 @@ MIN_EVENTS = 5
 
 def interaction_test(data: pd.DataFrame, arm_cols: list[str], variable: str, *, strata: bool) -> dict[str, Any]:
     import pandas as pd
-    from lifelines import CoxPHFitter
     from scipy.stats import chi2
 
+    from trials.analysis.efron import fit_efron
+
     levels = pd.get_dummies(data[variable].astype(str), prefix="lvl", drop_first=True, dtype=float)
-    frame = data[[T, E, *arm_cols]].copy()
-    frame["_g"] = data[variable].astype(str) + "|" + (data[STRATUM].astype(str) if strata else "")
-    inter = []
-    for a in arm_cols:
-        for lvl in levels.columns:
-            name = f"{a}x{lvl}"
-            frame[name] = data[a].to_numpy() * levels[lvl].to_numpy()
-            if frame[name].sum() > 0:
-                inter.append(name)
+    arms = data[arm_cols].to_numpy(float)
+    inter = [arms[:, [a]] * levels[[lvl]].to_numpy() for a in range(len(arm_cols)) for lvl in levels.columns]
+    inter = [column for column in inter if column.sum() > 0]
     if not inter:
         return {"p": None, "df": 0, "chi2": None}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        small = CoxPHFitter().fit(frame[[T, E, "_g", *arm_cols]], T, E, strata=["_g"])
-        big = CoxPHFitter().fit(frame[[T, E, "_g", *arm_cols, *inter]], T, E, strata=["_g"])
-    stat = max(0.0, 2 * (big.log_likelihood_ - small.log_likelihood_))
+    groups = data[variable].astype(str) + "|" + (data[STRATUM].astype(str) if strata else "")
+    time, event, codes = data[T].to_numpy(float), data[E].to_numpy(int), pd.factorize(groups)[0]
+    small = fit_efron(time, event, arms, codes)
+    big = fit_efron(time, event, np.hstack([arms, *inter]), codes)
+    stat = max(0.0, 2 * (big.log_likelihood - small.log_likelihood))
     return {"chi2": float(stat), "df": len(inter), "p": float(chi2.sf(stat, len(inter)))}
 
 
@@ -60,8 +57,7 @@ def subgroup_analysis(data: pd.DataFrame, variables: list[str], arms: list[tuple
                 warnings.simplefilter("ignore")
                 local = WarningLog()
                 contrasts = cox_contrasts(part, arms, control, [], strata=strata and part[STRATUM].nunique() > 1,
-                                          cluster=False, log=local,
-                                          ph_test=False, cross_check=False)
+                                          cluster=False, log=local, fast=True)
             levels.append({"level": str(level), "n": int(len(part)), "events": events,
                            "contrasts": contrasts})
         try:
