@@ -100,12 +100,13 @@ def logrank_statistics(design: LogrankDesign, assignments: NDArray[np.integer], 
         frac = np.empty((block.shape[0], k, n_times))
         for i, arm in enumerate(others):
             in_arm = block == arm
-            segments = np.add.reduceat(in_arm, design.segment_starts, axis=1, dtype=np.int64)
+            # int32 sums (a segment has fewer than 2**31 rows) read a boolean array twice as fast as int64.
+            segments = np.add.reduceat(in_arm, design.segment_starts, axis=1, dtype=np.int32)
             at_or_after = np.zeros((block.shape[0], segments.shape[1] + 1), dtype=np.int64)
-            at_or_after[:, :-1] = segments[:, ::-1].cumsum(axis=1)[:, ::-1]
+            at_or_after[:, :-1] = segments[:, ::-1].cumsum(axis=1, dtype=np.int64)[:, ::-1]
             n_arm = at_or_after[:, design.first_segment] - at_or_after[:, design.end_segment]
             observed = np.add.reduceat(in_arm.take(design.event_rows, axis=1), design.first_event, axis=1,
-                                       dtype=np.int64)
+                                       dtype=np.int32)
             frac[:, i, :] = n_arm / design.n_risk
             u_all[lo: lo + chunk, i] = observed.sum(axis=1) - (design.deaths * frac[:, i, :]).sum(axis=1)
         weighted = frac * design.weight
