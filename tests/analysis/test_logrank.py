@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trials.analysis.logrank import logrank, logrank_many
+from trials.analysis import logrank as logrank_module
+from trials.analysis.logrank import logrank, logrank_design, logrank_horizons, logrank_many
 
 
 def _arrays(frame):  # type: ignore[no-untyped-def]
@@ -78,3 +79,30 @@ def test_size_under_the_null(sim) -> None:
 def test_no_events_gives_none() -> None:
     out = logrank(np.array([5.0, 6, 7, 8]), np.zeros(4, int), np.array([0, 1, 0, 1]), 2)
     assert out["chi2"] is None and out["p"] is None
+
+
+@pytest.mark.parametrize("arms", [2, 3])
+def test_horizons_from_the_longest_equal_each_horizon_alone(sim, arms: int) -> None:  # type: ignore[no-untyped-def]
+    """Reference: logrank_many at each horizon separately (the shorter horizons' counts are sums of
+    the longest's; the test also checks that this path, not the direct count, was taken)."""
+    t, e, _, s = _arrays(sim(400, seed=7))
+    draws = np.random.default_rng(1).integers(0, arms, (30, len(t)))
+    order = np.lexsort((t, s))
+    horizons = [26.0, 52.0, 104.0]
+    designs = [logrank_design(np.minimum(t, h), (e == 1) & (t <= h), s, order) for h in horizons]
+    assert all(logrank_module._refinement(designs[-1], d) is not None for d in designs)
+    together = logrank_horizons(designs, draws[:, order], arms, 0)
+    for h, result in zip(horizons, together, strict=True):
+        alone = logrank_many(np.minimum(t, h), (e == 1) & (t <= h), s, draws, arms, 0)
+        assert np.allclose(result.chi2, alone.chi2, rtol=1e-12, equal_nan=True)
+
+
+def test_designs_that_do_not_nest_are_counted_directly(sim) -> None:  # type: ignore[no-untyped-def]
+    t, e, _, s = _arrays(sim(300, seed=8))
+    other_events = np.random.default_rng(2).integers(0, 2, len(t))  # not the same follow-up
+    order = np.lexsort((t, s))
+    designs = [logrank_design(t, e, s, order), logrank_design(t, other_events, s, order)]
+    assert logrank_module._refinement(designs[0], designs[1]) is None
+    draws = np.random.default_rng(3).integers(0, 2, (10, len(t)))
+    together = logrank_horizons(designs, draws[:, order], 2, 0)
+    assert np.allclose(together[1].chi2, logrank_many(t, other_events, s, draws, 2, 0).chi2, rtol=1e-12)
