@@ -36,8 +36,16 @@ from sqlalchemy.orm import Session
 from trials.audit import canonical_json, record_event, sha256_hex
 from trials.cases.pool import ineligibility_reason
 from trials.errors import InputError, NotFound, Problem, Refused
-from trials.models import Assignment, Case, Enrollment, EnrollmentEvent, Trial, utcnow
-from trials.protocol import Protocol, latest_version, parse_protocol
+from trials.models import (
+    Assignment,
+    Case,
+    Enrollment,
+    EnrollmentEvent,
+    ProtocolVersion,
+    Trial,
+    utcnow,
+)
+from trials.protocol import Protocol, parse_protocol
 from trials.strata import case_stratum, cluster_stratum, stratum_key, stratum_label
 
 if TYPE_CHECKING:
@@ -384,17 +392,22 @@ class TrialContext:
 
 
 def trial_context(session: Session, trial_id: str, *, for_writing: bool = True) -> TrialContext:
-    trial = session.get(Trial, trial_id)
-    if trial is None:
+    """The trial with its latest protocol version, in one query (rolling enrollment runs it per case)."""
+    found = session.execute(
+        select(Trial, ProtocolVersion.version, ProtocolVersion.sha256, ProtocolVersion.text)
+        .join(ProtocolVersion, ProtocolVersion.trial_id == Trial.id).where(Trial.id == trial_id)
+        .order_by(ProtocolVersion.version.desc()).limit(1)
+    ).first()
+    if found is None:
         raise NotFound(f"no trial {trial_id!r} is registered (see `trials protocol list`)")
+    trial, version, sha256, text = found
     if for_writing and trial.closed_at is not None:
         raise Refused(f"trial {trial_id!r} was closed on {trial.closed_at:%Y-%m-%d}; enrollment is over")
-    row = latest_version(session, trial_id)
-    protocol = _PARSED.get(row.sha256)
-    if protocol is None or protocol.text != row.text:
-        protocol = parse_protocol(row.text, f"{trial_id} v{row.version}")
-        _PARSED[row.sha256] = protocol
-    return TrialContext(trial, protocol, row.version)
+    protocol = _PARSED.get(sha256)
+    if protocol is None or protocol.text != text:
+        protocol = parse_protocol(text, f"{trial_id} v{version}")
+        _PARSED[sha256] = protocol
+    return TrialContext(trial, protocol, version)
 
 
 _PARSED: dict[str, Protocol] = {}
@@ -544,20 +557,36 @@ class _Unit:
     case: Case | None = None
 
 
+@dataclass(frozen=True)
+class _RollingPosition:
+    """Where one rolling enrollment lands: the last assignment and enrollment sequence numbers
+    of the trial and how many units its stratum holds."""
+
+    last_assignment: int
+    in_stratum: int
+    last_enrollment: int
+
+
+def _rolling_position(session: Session, trial_id: str, stratum: str) -> _RollingPosition:
+    """One query for everything a rolling enrollment counts (read under the write lock)."""
+    last_enrollment = (select(func.coalesce(func.max(Enrollment.sequence), 0))
+                       .where(Enrollment.trial_id == trial_id).scalar_subquery())
+    last, in_stratum, enrolled = session.execute(
+        select(func.coalesce(func.max(Assignment.sequence), 0),
+               func.coalesce(func.sum(sql_case((Assignment.stratum == stratum, 1), else_=0)), 0), last_enrollment)
+        .where(Assignment.trial_id == trial_id)
+    ).one()
+    return _RollingPosition(int(last), int(in_stratum), int(enrolled))
+
+
 def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_on: dt.date,
-              assigned_at: dt.datetime) -> list[NewAssignment]:
+              assigned_at: dt.datetime, rolling: _RollingPosition | None = None) -> list[NewAssignment]:
     """Randomize units (already in their enrollment order) with the protocol's method."""
     protocol, trial = ctx.protocol, ctx.trial
     method = protocol.stratification.method
     keys = {stratum_key(u.values) for u in units}
-    if len(keys) == 1:  # rolling enrollment: one query for the next sequence and the stratum's count
-        only = next(iter(keys))
-        last, in_stratum = session.execute(
-            select(func.coalesce(func.max(Assignment.sequence), 0),
-                   func.coalesce(func.sum(sql_case((Assignment.stratum == only, 1), else_=0)), 0))
-            .where(Assignment.trial_id == trial.id)
-        ).one()
-        seq, done = int(last) + 1, Counter({only: int(in_stratum)})
+    if rolling is not None:  # one unit of rolling enrollment: the caller has read where it lands
+        seq, done = rolling.last_assignment + 1, Counter({next(iter(keys)): rolling.in_stratum})
     else:
         seq = _next_sequence(session, Assignment.sequence, trial.id)
         done = _stratum_counts(session, trial.id)
@@ -723,10 +752,11 @@ def assign_all(session: Session, trial_id: str, enrolled_on: dt.date | None = No
 
 
 def _enrollments_for(session: Session, ctx: TrialContext, cases: list[Case], new: list[NewAssignment],
-                     enrolled_on: dt.date, now: dt.datetime) -> list[tuple[NewEnrollment, str, int]]:
+                     enrolled_on: dt.date, now: dt.datetime,
+                     first_sequence: int | None = None) -> list[tuple[NewEnrollment, str, int]]:
     """Enrollment rows (not yet added) for cases, pointing at their own or their cluster's assignment."""
     protocol = ctx.protocol
-    seq = _next_sequence(session, Enrollment.sequence, ctx.trial.id)
+    seq = _next_sequence(session, Enrollment.sequence, ctx.trial.id) if first_sequence is None else first_sequence
     if protocol.unit == "case":
         by_key = {a.unit_key: a for a in new}
         ordered: list[tuple[Case, Any]] = [
@@ -757,11 +787,15 @@ def _store(session: Session, assignments: list[NewAssignment], enrollments: list
     if assignments:
         for a in assignments:
             a.audit_seq = audit_seq
-        session.execute(insert(cast(Table, Assignment.__table__)), [a.row() for a in assignments])
-        ids = {key: id_ for key, id_ in session.execute(select(Assignment.unit_key, Assignment.id).where(
-            Assignment.trial_id == assignments[0].trial_id, Assignment.audit_seq == audit_seq))}
-        for a in assignments:
-            a.id = ids[a.unit_key]
+        table = cast(Table, Assignment.__table__)
+        if len(assignments) == 1:  # rolling enrollment: the id comes back with the insert, no second query
+            assignments[0].id = session.execute(insert(table).returning(table.c.id), assignments[0].row()).scalar_one()
+        else:
+            session.execute(insert(table), [a.row() for a in assignments])
+            ids = {key: id_ for key, id_ in session.execute(select(Assignment.unit_key, Assignment.id).where(
+                Assignment.trial_id == assignments[0].trial_id, Assignment.audit_seq == audit_seq))}
+            for a in assignments:
+                a.id = ids[a.unit_key]
     if enrollments:
         session.execute(insert(cast(Table, Enrollment.__table__)), [e.row() for e, _k, _s in enrollments])
 
@@ -856,11 +890,13 @@ def enroll_many(session: Session, trial_id: str, case_refs: Sequence[str], enrol
     for case in cases:
         now = utcnow()
         if ctx.protocol.unit == "case":
-            new = _allocate(session, ctx, [_Unit(case.case_key, case_stratum(ctx.protocol, frozen_case(case)), case)],
-                            enrolled_on, now)
+            unit = _Unit(case.case_key, case_stratum(ctx.protocol, frozen_case(case)), case)
+            lands = _rolling_position(session, trial_id, stratum_key(unit.values))
+            new = _allocate(session, ctx, [unit], enrolled_on, now, lands)
+            first_sequence: int | None = lands.last_enrollment + 1
         else:
-            new = []
-        enrollments = _enrollments_for(session, ctx, [case], new, enrolled_on, now)
+            new, first_sequence = [], None
+        enrollments = _enrollments_for(session, ctx, [case], new, enrolled_on, now, first_sequence)
         event = record_event(session, "case_enrolled", trial_id=trial_id, payload={
             "protocol_version": ctx.version, "algorithm": ALGORITHM, "method": ctx.protocol.stratification.method,
             "enrolled_on": enrolled_on.isoformat(), "allocations": [_allocation_payload(a) for a in new],
