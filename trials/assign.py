@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
@@ -391,13 +391,18 @@ class TrialContext:
     version: int
 
 
+# The per-enrollment queries are built once, with bound parameters: building a statement costs
+# more CPU than running it, and rolling enrollment runs them once per case.
+_TRIAL_AND_LATEST_PROTOCOL = (
+    select(Trial, ProtocolVersion.version, ProtocolVersion.sha256, ProtocolVersion.text)
+    .join(ProtocolVersion, ProtocolVersion.trial_id == Trial.id).where(Trial.id == bindparam("trial_id"))
+    .order_by(ProtocolVersion.version.desc()).limit(1)
+)
+
+
 def trial_context(session: Session, trial_id: str, *, for_writing: bool = True) -> TrialContext:
     """The trial with its latest protocol version, in one query (rolling enrollment runs it per case)."""
-    found = session.execute(
-        select(Trial, ProtocolVersion.version, ProtocolVersion.sha256, ProtocolVersion.text)
-        .join(ProtocolVersion, ProtocolVersion.trial_id == Trial.id).where(Trial.id == trial_id)
-        .order_by(ProtocolVersion.version.desc()).limit(1)
-    ).first()
+    found = session.execute(_TRIAL_AND_LATEST_PROTOCOL, {"trial_id": trial_id}).first()
     if found is None:
         raise NotFound(f"no trial {trial_id!r} is registered (see `trials protocol list`)")
     trial, version, sha256, text = found
@@ -567,15 +572,17 @@ class _RollingPosition:
     last_enrollment: int
 
 
+_ROLLING_POSITION = select(
+    func.coalesce(func.max(Assignment.sequence), 0),
+    func.coalesce(func.sum(sql_case((Assignment.stratum == bindparam("stratum"), 1), else_=0)), 0),
+    select(func.coalesce(func.max(Enrollment.sequence), 0))
+    .where(Enrollment.trial_id == bindparam("trial_id")).scalar_subquery(),
+).where(Assignment.trial_id == bindparam("trial_id"))
+
+
 def _rolling_position(session: Session, trial_id: str, stratum: str) -> _RollingPosition:
     """One query for everything a rolling enrollment counts (read under the write lock)."""
-    last_enrollment = (select(func.coalesce(func.max(Enrollment.sequence), 0))
-                       .where(Enrollment.trial_id == trial_id).scalar_subquery())
-    last, in_stratum, enrolled = session.execute(
-        select(func.coalesce(func.max(Assignment.sequence), 0),
-               func.coalesce(func.sum(sql_case((Assignment.stratum == stratum, 1), else_=0)), 0), last_enrollment)
-        .where(Assignment.trial_id == trial_id)
-    ).one()
+    last, in_stratum, enrolled = session.execute(_ROLLING_POSITION, {"trial_id": trial_id, "stratum": stratum}).one()
     return _RollingPosition(int(last), int(in_stratum), int(enrolled))
 
 
