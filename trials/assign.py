@@ -33,7 +33,7 @@ from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
-from trials.audit import canonical_json, record_event, sha256_hex
+from trials.audit import ChainHead, canonical_json, chain_head_columns, record_event, sha256_hex
 from trials.cases.pool import ineligibility_reason
 from trials.errors import InputError, NotFound, Problem, Refused
 from trials.models import (
@@ -564,12 +564,13 @@ class _Unit:
 
 @dataclass(frozen=True)
 class _RollingPosition:
-    """Where one rolling enrollment lands: the last assignment and enrollment sequence numbers
-    of the trial and how many units its stratum holds."""
+    """Where one rolling enrollment lands: the trial's last assignment and enrollment sequence
+    numbers, how many units the stratum holds, and the audit chain's head."""
 
     last_assignment: int
     in_stratum: int
     last_enrollment: int
+    audit_head: ChainHead
 
 
 _ROLLING_POSITION = select(
@@ -577,13 +578,15 @@ _ROLLING_POSITION = select(
     func.coalesce(func.sum(sql_case((Assignment.stratum == bindparam("stratum"), 1), else_=0)), 0),
     select(func.coalesce(func.max(Enrollment.sequence), 0))
     .where(Enrollment.trial_id == bindparam("trial_id")).scalar_subquery(),
+    *chain_head_columns(),
 ).where(Assignment.trial_id == bindparam("trial_id"))
 
 
 def _rolling_position(session: Session, trial_id: str, stratum: str) -> _RollingPosition:
     """One query for everything a rolling enrollment counts (read under the write lock)."""
-    last, in_stratum, enrolled = session.execute(_ROLLING_POSITION, {"trial_id": trial_id, "stratum": stratum}).one()
-    return _RollingPosition(int(last), int(in_stratum), int(enrolled))
+    last, in_stratum, enrolled, head_seq, head_hash = session.execute(
+        _ROLLING_POSITION, {"trial_id": trial_id, "stratum": stratum}).one()
+    return _RollingPosition(int(last), int(in_stratum), int(enrolled), ChainHead(int(head_seq), head_hash))
 
 
 def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_on: dt.date,
@@ -901,14 +904,15 @@ def enroll_many(session: Session, trial_id: str, case_refs: Sequence[str], enrol
             lands = _rolling_position(session, trial_id, stratum_key(unit.values))
             new = _allocate(session, ctx, [unit], enrolled_on, now, lands)
             first_sequence: int | None = lands.last_enrollment + 1
+            head: ChainHead | None = lands.audit_head
         else:
-            new, first_sequence = [], None
+            new, first_sequence, head = [], None, None
         enrollments = _enrollments_for(session, ctx, [case], new, enrolled_on, now, first_sequence)
         event = record_event(session, "case_enrolled", trial_id=trial_id, payload={
             "protocol_version": ctx.version, "algorithm": ALGORITHM, "method": ctx.protocol.stratification.method,
             "enrolled_on": enrolled_on.isoformat(), "allocations": [_allocation_payload(a) for a in new],
             "enrollments": [_enrollment_payload(e, k, s) for e, k, s in enrollments],
-        })
+        }, head=head)
         _store(session, new, enrollments, event.seq)
         enrollment, _k, _s = enrollments[0]
         assignment = enrollment.assignment
