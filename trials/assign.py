@@ -822,6 +822,11 @@ class EnrollResult:
     audit_seq: int
 
 
+_CASE_BY_KEY = select(Case).where(Case.case_key == bindparam("case_key"))
+_TRIALS_OF_CASE = (select(Enrollment.trial_id, Trial.closed_at).join(Trial, Trial.id == Enrollment.trial_id)
+                   .where(Enrollment.case_id == bindparam("case_id")).order_by(Enrollment.trial_id))
+
+
 def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "argument") -> Case | str:
     """The case named by a case id or a CPR number, or a one-line problem (never echoing a CPR)."""
     from trials.pseudonym import case_key, looks_like_cpr, parse_cpr
@@ -829,12 +834,12 @@ def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "a
     if parse_cpr(ref) is not None:
         if key is None:
             return f"{source}: a CPR number needs the pseudonymisation key (--key-file)"
-        found = session.scalars(select(Case).where(Case.case_key == case_key(ref, "cpr", key))).first()
+        found = session.scalars(_CASE_BY_KEY, {"case_key": case_key(ref, "cpr", key)}).first()
         if found is None:
             # a case id that happens to look like a CPR number
-            found = session.scalars(select(Case).where(Case.case_key == ref.strip())).first()
+            found = session.scalars(_CASE_BY_KEY, {"case_key": ref.strip()}).first()
         return found if found is not None else f"{source}: no case with this CPR number is in the case pool"
-    found = session.scalars(select(Case).where(Case.case_key == ref.strip())).first()
+    found = session.scalars(_CASE_BY_KEY, {"case_key": ref.strip()}).first()
     if found is None:
         if looks_like_cpr(ref):
             return f"{source}: looks like a CPR number but is not a valid one"
@@ -843,10 +848,7 @@ def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "a
 
 
 def _enrollment_refusal(session: Session, ctx: TrialContext, case: Case) -> str | None:
-    enrolled_in = session.execute(
-        select(Enrollment.trial_id, Trial.closed_at).join(Trial, Trial.id == Enrollment.trial_id)
-        .where(Enrollment.case_id == case.id).order_by(Enrollment.trial_id)
-    ).all()
+    enrolled_in = session.execute(_TRIALS_OF_CASE, {"case_id": case.id}).all()
     if any(trial_id == ctx.trial.id for trial_id, _closed in enrolled_in):
         return f"case {case.case_key if case.id_kind != 'cpr' else '(CPR given)'} is already enrolled in {ctx.trial.id}"
     reason = ineligibility(ctx.protocol, case)
