@@ -28,15 +28,23 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
-from trials.audit import canonical_json, record_event, sha256_hex
+from trials.audit import ChainHead, canonical_json, chain_head_columns, record_event, sha256_hex
 from trials.cases.pool import ineligibility_reason
 from trials.errors import InputError, NotFound, Problem, Refused
-from trials.models import Assignment, Case, Enrollment, EnrollmentEvent, Trial, utcnow
-from trials.protocol import Protocol, latest_version, parse_protocol
+from trials.models import (
+    Assignment,
+    Case,
+    Enrollment,
+    EnrollmentEvent,
+    ProtocolVersion,
+    Trial,
+    utcnow,
+)
+from trials.protocol import Protocol, parse_protocol
 from trials.strata import case_stratum, cluster_stratum, stratum_key, stratum_label
 
 ALGORITHM = "hmac-sha256-v1"
@@ -378,18 +386,28 @@ class TrialContext:
     version: int
 
 
+# The per-enrollment queries are built once, with bound parameters: building a statement costs
+# more CPU than running it, and rolling enrollment runs them once per case.
+_TRIAL_AND_LATEST_PROTOCOL = (
+    select(Trial, ProtocolVersion.version, ProtocolVersion.sha256, ProtocolVersion.text)
+    .join(ProtocolVersion, ProtocolVersion.trial_id == Trial.id).where(Trial.id == bindparam("trial_id"))
+    .order_by(ProtocolVersion.version.desc()).limit(1)
+)
+
+
 def trial_context(session: Session, trial_id: str, *, for_writing: bool = True) -> TrialContext:
-    trial = session.get(Trial, trial_id)
-    if trial is None:
+    """The trial with its latest protocol version, in one query (rolling enrollment runs it per case)."""
+    found = session.execute(_TRIAL_AND_LATEST_PROTOCOL, {"trial_id": trial_id}).first()
+    if found is None:
         raise NotFound(f"no trial {trial_id!r} is registered (see `trials protocol list`)")
+    trial, version, sha256, text = found
     if for_writing and trial.closed_at is not None:
         raise Refused(f"trial {trial_id!r} was closed on {trial.closed_at:%Y-%m-%d}; enrollment is over")
-    row = latest_version(session, trial_id)
-    protocol = _PARSED.get(row.sha256)
-    if protocol is None or protocol.text != row.text:
-        protocol = parse_protocol(row.text, f"{trial_id} v{row.version}")
-        _PARSED[row.sha256] = protocol
-    return TrialContext(trial, protocol, row.version)
+    protocol = _PARSED.get(sha256)
+    if protocol is None or protocol.text != text:
+        protocol = parse_protocol(text, f"{trial_id} v{version}")
+        _PARSED[sha256] = protocol
+    return TrialContext(trial, protocol, version)
 
 
 _PARSED: dict[str, Protocol] = {}
@@ -539,20 +557,41 @@ class _Unit:
     case: Case | None = None
 
 
+@dataclass(frozen=True)
+class _RollingPosition:
+    """Where one rolling enrollment lands: the trial's last assignment and enrollment sequence
+    numbers, how many units the stratum holds, and the audit chain's head."""
+
+    last_assignment: int
+    in_stratum: int
+    last_enrollment: int
+    audit_head: ChainHead
+
+
+_ROLLING_POSITION = select(
+    func.coalesce(func.max(Assignment.sequence), 0),
+    func.coalesce(func.sum(sql_case((Assignment.stratum == bindparam("stratum"), 1), else_=0)), 0),
+    select(func.coalesce(func.max(Enrollment.sequence), 0))
+    .where(Enrollment.trial_id == bindparam("trial_id")).scalar_subquery(),
+    *chain_head_columns(),
+).where(Assignment.trial_id == bindparam("trial_id"))
+
+
+def _rolling_position(session: Session, trial_id: str, stratum: str) -> _RollingPosition:
+    """One query for everything a rolling enrollment counts (read under the write lock)."""
+    last, in_stratum, enrolled, head_seq, head_hash = session.execute(
+        _ROLLING_POSITION, {"trial_id": trial_id, "stratum": stratum}).one()
+    return _RollingPosition(int(last), int(in_stratum), int(enrolled), ChainHead(int(head_seq), head_hash))
+
+
 def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_on: dt.date,
-              assigned_at: dt.datetime) -> list[NewAssignment]:
+              assigned_at: dt.datetime, rolling: _RollingPosition | None = None) -> list[NewAssignment]:
     """Randomize units (already in their enrollment order) with the protocol's method."""
     protocol, trial = ctx.protocol, ctx.trial
     method = protocol.stratification.method
     keys = {stratum_key(u.values) for u in units}
-    if len(keys) == 1:  # rolling enrollment: one query for the next sequence and the stratum's count
-        only = next(iter(keys))
-        last, in_stratum = session.execute(
-            select(func.coalesce(func.max(Assignment.sequence), 0),
-                   func.coalesce(func.sum(sql_case((Assignment.stratum == only, 1), else_=0)), 0))
-            .where(Assignment.trial_id == trial.id)
-        ).one()
-        seq, done = int(last) + 1, Counter({only: int(in_stratum)})
+    if rolling is not None:  # one unit of rolling enrollment: the caller has read where it lands
+        seq, done = rolling.last_assignment + 1, Counter({next(iter(keys)): rolling.in_stratum})
     else:
         seq = _next_sequence(session, Assignment.sequence, trial.id)
         done = _stratum_counts(session, trial.id)
@@ -718,10 +757,11 @@ def assign_all(session: Session, trial_id: str, enrolled_on: dt.date | None = No
 
 
 def _enrollments_for(session: Session, ctx: TrialContext, cases: list[Case], new: list[NewAssignment],
-                     enrolled_on: dt.date, now: dt.datetime) -> list[tuple[NewEnrollment, str, int]]:
+                     enrolled_on: dt.date, now: dt.datetime,
+                     first_sequence: int | None = None) -> list[tuple[NewEnrollment, str, int]]:
     """Enrollment rows (not yet added) for cases, pointing at their own or their cluster's assignment."""
     protocol = ctx.protocol
-    seq = _next_sequence(session, Enrollment.sequence, ctx.trial.id)
+    seq = _next_sequence(session, Enrollment.sequence, ctx.trial.id) if first_sequence is None else first_sequence
     if protocol.unit == "case":
         by_key = {a.unit_key: a for a in new}
         ordered: list[tuple[Case, Any]] = [
@@ -752,11 +792,15 @@ def _store(session: Session, assignments: list[NewAssignment], enrollments: list
     if assignments:
         for a in assignments:
             a.audit_seq = audit_seq
-        session.execute(insert(cast(Table, Assignment.__table__)), [a.row() for a in assignments])
-        ids = {key: id_ for key, id_ in session.execute(select(Assignment.unit_key, Assignment.id).where(
-            Assignment.trial_id == assignments[0].trial_id, Assignment.audit_seq == audit_seq))}
-        for a in assignments:
-            a.id = ids[a.unit_key]
+        table = cast(Table, Assignment.__table__)
+        if len(assignments) == 1:  # rolling enrollment: the id comes back with the insert, no second query
+            assignments[0].id = session.execute(insert(table).returning(table.c.id), assignments[0].row()).scalar_one()
+        else:
+            session.execute(insert(table), [a.row() for a in assignments])
+            ids = {key: id_ for key, id_ in session.execute(select(Assignment.unit_key, Assignment.id).where(
+                Assignment.trial_id == assignments[0].trial_id, Assignment.audit_seq == audit_seq))}
+            for a in assignments:
+                a.id = ids[a.unit_key]
     if enrollments:
         session.execute(insert(cast(Table, Enrollment.__table__)), [e.row() for e, _k, _s in enrollments])
 
@@ -773,6 +817,11 @@ class EnrollResult:
     audit_seq: int
 
 
+_CASE_BY_KEY = select(Case).where(Case.case_key == bindparam("case_key"))
+_TRIALS_OF_CASE = (select(Enrollment.trial_id, Trial.closed_at).join(Trial, Trial.id == Enrollment.trial_id)
+                   .where(Enrollment.case_id == bindparam("case_id")).order_by(Enrollment.trial_id))
+
+
 def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "argument") -> Case | str:
     """The case named by a case id or a CPR number, or a one-line problem (never echoing a CPR)."""
     from trials.pseudonym import case_key, looks_like_cpr, parse_cpr
@@ -780,12 +829,12 @@ def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "a
     if parse_cpr(ref) is not None:
         if key is None:
             return f"{source}: a CPR number needs the pseudonymisation key (--key-file)"
-        found = session.scalars(select(Case).where(Case.case_key == case_key(ref, "cpr", key))).first()
+        found = session.scalars(_CASE_BY_KEY, {"case_key": case_key(ref, "cpr", key)}).first()
         if found is None:
             # a case id that happens to look like a CPR number
-            found = session.scalars(select(Case).where(Case.case_key == ref.strip())).first()
+            found = session.scalars(_CASE_BY_KEY, {"case_key": ref.strip()}).first()
         return found if found is not None else f"{source}: no case with this CPR number is in the case pool"
-    found = session.scalars(select(Case).where(Case.case_key == ref.strip())).first()
+    found = session.scalars(_CASE_BY_KEY, {"case_key": ref.strip()}).first()
     if found is None:
         if looks_like_cpr(ref):
             return f"{source}: looks like a CPR number but is not a valid one"
@@ -794,10 +843,7 @@ def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "a
 
 
 def _enrollment_refusal(session: Session, ctx: TrialContext, case: Case) -> str | None:
-    enrolled_in = session.execute(
-        select(Enrollment.trial_id, Trial.closed_at).join(Trial, Trial.id == Enrollment.trial_id)
-        .where(Enrollment.case_id == case.id).order_by(Enrollment.trial_id)
-    ).all()
+    enrolled_in = session.execute(_TRIALS_OF_CASE, {"case_id": case.id}).all()
     if any(trial_id == ctx.trial.id for trial_id, _closed in enrolled_in):
         return f"case {case.case_key if case.id_kind != 'cpr' else '(CPR given)'} is already enrolled in {ctx.trial.id}"
     reason = ineligibility(ctx.protocol, case)
@@ -851,16 +897,19 @@ def enroll_many(session: Session, trial_id: str, case_refs: Sequence[str], enrol
     for case in cases:
         now = utcnow()
         if ctx.protocol.unit == "case":
-            new = _allocate(session, ctx, [_Unit(case.case_key, case_stratum(ctx.protocol, frozen_case(case)), case)],
-                            enrolled_on, now)
+            unit = _Unit(case.case_key, case_stratum(ctx.protocol, frozen_case(case)), case)
+            lands = _rolling_position(session, trial_id, stratum_key(unit.values))
+            new = _allocate(session, ctx, [unit], enrolled_on, now, lands)
+            first_sequence: int | None = lands.last_enrollment + 1
+            head: ChainHead | None = lands.audit_head
         else:
-            new = []
-        enrollments = _enrollments_for(session, ctx, [case], new, enrolled_on, now)
+            new, first_sequence, head = [], None, None
+        enrollments = _enrollments_for(session, ctx, [case], new, enrolled_on, now, first_sequence)
         event = record_event(session, "case_enrolled", trial_id=trial_id, payload={
             "protocol_version": ctx.version, "algorithm": ALGORITHM, "method": ctx.protocol.stratification.method,
             "enrolled_on": enrolled_on.isoformat(), "allocations": [_allocation_payload(a) for a in new],
             "enrollments": [_enrollment_payload(e, k, s) for e, k, s in enrollments],
-        })
+        }, head=head)
         _store(session, new, enrollments, event.seq)
         enrollment, _k, _s = enrollments[0]
         assignment = enrollment.assignment

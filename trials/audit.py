@@ -13,9 +13,9 @@ import getpass
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from trials.models import AuditEvent, utcnow
@@ -82,22 +82,47 @@ def head(session: Session) -> AuditEvent | None:
     return session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """Where the next event links on: the last seq (0 for an empty log) and its hash."""
+
+    seq: int
+    hash: str
+
+
+_LAST_EVENT = select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+
+
+def chain_head_columns() -> tuple[Any, Any]:
+    """The head's seq and hash as scalar subqueries, for a writer that reads them within a query
+    of its own (one round trip less under the write lock) and passes `ChainHead` to `record_event`."""
+    return (func.coalesce(_LAST_EVENT.with_only_columns(AuditEvent.seq).scalar_subquery(), 0),
+            func.coalesce(_LAST_EVENT.with_only_columns(AuditEvent.hash).scalar_subquery(), GENESIS_HASH))
+
+
 def record_event(
-    session: Session, action: str, *, trial_id: str | None = None, payload: dict[str, Any] | None = None
+    session: Session, action: str, *, trial_id: str | None = None, payload: dict[str, Any] | None = None,
+    head: ChainHead | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain. Call inside `trials.db.write_session` (writers are serialised)."""
-    last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
-    seq = 1 if last is None else last.seq + 1
-    prev_hash = GENESIS_HASH if last is None else last.hash
+    """Append one event to the chain. Call inside `trials.db.write_session` (writers are serialised);
+    `head`, if given, must have been read in this transaction."""
+    if head is None:
+        last = session.execute(_LAST_EVENT).first()
+        head = ChainHead(0, GENESIS_HASH) if last is None else ChainHead(last.seq, last.hash)
     occurred_at = utcnow()
     actor = current_actor(session)
     payload_json = canonical_json(payload or {})
-    fields: dict[str, Any] = {"seq": seq, "occurred_at": occurred_at, "actor": actor, "action": action, "trial_id": trial_id,
-              "payload": payload_json, "prev_hash": prev_hash}
+    fields: dict[str, Any] = {"seq": head.seq + 1, "occurred_at": occurred_at, "actor": actor, "action": action,
+                              "trial_id": trial_id, "payload": payload_json, "prev_hash": head.hash}
     audit_event = AuditEvent(**fields, hash=event_hash(**fields))
-    session.add(audit_event)
+    # A Core INSERT, not session.add + flush: the event is never changed after, so the unit of
+    # work would only add CPU to every rolling enrollment. Pending objects still go first.
     session.flush()
+    session.execute(_INSERT_EVENT, {**fields, "hash": audit_event.hash})
     return audit_event
+
+
+_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
 
 
 # --- reading and verifying the log ------------------------------------------------------------
