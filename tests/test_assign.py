@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 from trials import assign, db
@@ -659,3 +659,36 @@ def test_a_large_cohort_is_logged_in_parts_that_verify(engine: Engine, monkeypat
         verification = verify(session, trial_id)
         assert verification.ok, verification.findings
         assert verification.allocations == (40 if unit == "case" else len(stored(engine, trial_id)))
+
+
+# --- rolling enrollment inside the write lock ----------------------------------------------------
+#
+# Writers are serialised, so every round trip an enrollment makes inside `write_session` is time
+# no other enroller can use. This counts statements (not time, which is noisy): a change that adds
+# a query to the enrollment path shows up here.
+
+# The write lock (advisory lock or BEGIN IMMEDIATE), the trial with its protocol, the case, its
+# other enrollments, the rolling position with the audit head, and three inserts.
+STATEMENTS_PER_ENROLLMENT = 8
+
+
+def test_one_rolling_enrollment_sends_at_most_eight_statements(engine: Engine) -> None:
+    trial = setup_trial(engine, protocol_text(), 3)
+    with db.write_session(engine) as session:  # the first one also looks up the connection's actor
+        assign.enroll(session, trial, "C00000")
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for case in ("C00001", "C00002"):
+            with db.write_session(engine) as session:
+                assign.enroll(session, trial, case)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) <= 2 * STATEMENTS_PER_ENROLLMENT, "\n".join(statements)
+    with db.read_session(engine) as session:
+        check = verify(session, trial)
+    assert check.ok and check.allocations == 3, check.findings
