@@ -710,7 +710,7 @@ def test_a_cohort_logged_in_parts_writes_what_it_always_wrote(engine: Engine, mo
     with db.read_session(engine) as session:
         payloads = session.scalars(select(AuditEvent.payload).where(AuditEvent.action == "trial_assigned")
                                    .order_by(AuditEvent.seq)).all()
-        sequence_of = dict(session.execute(select(Assignment.id, Assignment.sequence)).tuples().all())
+        sequence_of = {id_: sequence for id_, sequence in session.execute(select(Assignment.id, Assignment.sequence))}
         assignments = [{c: getattr(a, c) for c in ("sequence", "unit", "unit_key", "case_id", "stratum",
                                                   "stratum_label", "stratum_sequence", "arm", "method", "algorithm",
                                                   "block", "block_size", "probabilities", "enrolled_on",
