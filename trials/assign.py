@@ -705,9 +705,10 @@ def _eligible_cases(session: Session, ctx: TrialContext) -> tuple[list[_Candidat
     overlapping: Counter[str] = Counter()
     eligible: list[_Candidate] = []
     candidate = _candidates(session, ctx)
-    # Plain rows rather than ORM objects, read in batches and kept as candidates: a whole cohort can
-    # be a million cases.
-    for case in session.execute(select(*CASE_COLUMNS).order_by(Case.case_key).execution_options(yield_per=5000)):
+    # Plain rows (a Core query, not the ORM's loading) read in batches and kept as candidates: a
+    # whole cohort can be a million cases.
+    rows = session.connection().execute(select(*CASE_COLUMNS).order_by(Case.case_key).execution_options(yield_per=5000))
+    for case in rows:
         if case.id in enrolled:
             continue
         reason = ineligibility(ctx.protocol, case)
