@@ -661,6 +661,44 @@ def test_a_large_cohort_is_logged_in_parts_that_verify(engine: Engine, monkeypat
         assert verification.allocations == (40 if unit == "case" else len(stored(engine, trial_id)))
 
 
+# What a whole cohort of 40 cases logged in parts of 7 wrote before assignment was streamed part by
+# part (every payload, every row but ids and clock times): the streamed path must write the same.
+STREAMED_COHORT = {
+    ("permuted_blocks", "case"): "d591e52a2399bfec5fd111cdcf012700c0ed086a2c46cffdb54be6180615cda3",
+    ("complete", "case"): "308dfd883f97386eac581457d9c165b9ae3f707fcc758768dc970a536196ec8f",
+    ("complete", "caseworker"): "7a66acdd31812291c142439600b90cc9244cc1402d13c60beeb9cb2ca9375d24",
+    ("minimization", "case"): "062ab4a6afcf00008f43f7363ed6f65647cb55b8b3ff3ffdbbc8a4fa0a53a8f4",
+}
+
+
+@pytest.mark.parametrize(("method", "unit"), list(STREAMED_COHORT))
+def test_a_cohort_logged_in_parts_writes_what_it_always_wrote(engine: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                               method: str, unit: str) -> None:
+    from trials.audit import canonical_json, sha256_hex
+
+    monkeypatch.setattr(assign, "EVENT_PART", 7)
+    factors = ("size_band",) if unit != "case" else ("primary_barrier", "months_band")
+    trial_id = setup_trial(engine, protocol_text(method=method, unit=unit, factors=factors), n_cases=40)
+    with db.write_session(engine) as session:
+        assign.assign_all(session, trial_id, dt.date(2024, 2, 5))
+    with db.read_session(engine) as session:
+        payloads = session.scalars(select(AuditEvent.payload).where(AuditEvent.action == "trial_assigned")
+                                   .order_by(AuditEvent.seq)).all()
+        sequence_of = {id_: sequence for id_, sequence in session.execute(select(Assignment.id, Assignment.sequence))}
+        assignments = [{c: getattr(a, c) for c in ("sequence", "unit", "unit_key", "case_id", "stratum",
+                                                  "stratum_label", "stratum_sequence", "arm", "method", "algorithm",
+                                                  "block", "block_size", "probabilities", "enrolled_on",
+                                                  "protocol_version", "audit_seq")}
+                       for a in session.scalars(select(Assignment).order_by(Assignment.sequence))]
+        enrollments = [{"sequence": e.sequence, "case_id": e.case_id, "assignment": sequence_of[e.assignment_id],
+                        "arm": e.arm, "cluster": e.cluster, "case_revision": e.case_revision, "frozen": e.frozen,
+                        "enrolled_on": e.enrolled_on}
+                       for e in session.scalars(select(Enrollment).order_by(Enrollment.sequence))]
+    written = sha256_hex(canonical_json({"payloads": payloads, "assignments": assignments,
+                                         "enrollments": enrollments}))
+    assert written == STREAMED_COHORT[(method, unit)]
+
+
 # --- rolling enrollment inside the write lock ----------------------------------------------------
 #
 # Writers are serialised, so every round trip an enrollment makes inside `write_session` is time

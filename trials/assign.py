@@ -20,13 +20,16 @@ Re-running the registered procedure with fresh randomness (randomization inferen
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import hmac
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, cast
+from itertools import islice
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy import case as sql_case
@@ -112,7 +115,13 @@ class Stream:
 
 def order_key(seed: str, unit_key: str) -> str:
     """The keyed hash that orders a batch of units (so input row order never matters)."""
-    return hmac.new(seed.encode("utf-8"), b"order\n" + unit_key.encode("utf-8"), hashlib.sha256).hexdigest()
+    return order_digest(seed.encode("utf-8"), unit_key).hex()
+
+
+def order_digest(seed: bytes, unit_key: str) -> bytes:
+    """`order_key` as raw bytes, which sort exactly as their hex does (one-shot HMAC: a cohort
+    orders a million units)."""
+    return hmac.digest(seed, b"order\n" + unit_key.encode("utf-8"), "sha256")
 
 
 def weight_probabilities(arms: Mapping[str, int]) -> dict[str, float]:
@@ -493,7 +502,7 @@ def _enrollment_payload(e: NewEnrollment, case_key: str, assignment_sequence: in
     return {
         "sequence": e.sequence, "case_key": case_key, "arm": e.arm, "cluster": e.cluster,
         "assignment_sequence": assignment_sequence, "case_revision": e.case_revision,
-        "enrolled_on": e.enrolled_on.isoformat(), "frozen_sha256": sha256_hex(canonical_json(e.frozen)),
+        "enrolled_on": e.enrolled_on.isoformat(), "frozen_sha256": e.frozen_sha256,
     }
 
 
@@ -525,13 +534,20 @@ class NewAssignment:
     audit_seq: int | None = None
     id: int | None = None
 
-    def row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__ if name != "id"}
+    COLUMNS = ("trial_id", "protocol_version", "unit", "unit_key", "case_id", "sequence", "stratum", "stratum_label",
+               "stratum_sequence", "arm", "method", "algorithm", "block", "block_size", "probabilities",
+               "enrolled_on", "assigned_at", "audit_seq")
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.trial_id, self.protocol_version, self.unit, self.unit_key, self.case_id, self.sequence,
+                self.stratum, self.stratum_label, self.stratum_sequence, self.arm, self.method, self.algorithm,
+                self.block, self.block_size, self.probabilities, self.enrolled_on, self.assigned_at, self.audit_seq)
 
 
 @dataclass(slots=True)
 class NewEnrollment:
-    """An enrollment about to be inserted; `assignment` is its own or its cluster's assignment."""
+    """An enrollment about to be inserted; `assignment` is its own or its cluster's assignment.
+    `frozen` is the frozen case as its column binds it (see `_Candidate`)."""
 
     trial_id: str
     case_id: int
@@ -539,22 +555,70 @@ class NewEnrollment:
     cluster: str | None
     sequence: int
     case_revision: int
-    frozen: dict[str, Any]
+    frozen: Any
+    frozen_sha256: str
     enrolled_on: dt.date
     enrolled_at: dt.datetime
     assignment: Any = None
 
-    def row(self) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in self.__slots__ if name != "assignment"}
-        values["assignment_id"] = self.assignment.id
-        return values
+    COLUMNS = ("trial_id", "case_id", "assignment_id", "arm", "cluster", "sequence", "case_revision", "frozen",
+               "enrolled_on", "enrolled_at")
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.trial_id, self.case_id, self.assignment.id, self.arm, self.cluster, self.sequence,
+                self.case_revision, self.frozen, self.enrolled_on, self.enrolled_at)
 
 
-@dataclass
+class _Candidate(NamedTuple):
+    """A case to enroll, reduced to what enrolling it needs: a plain tuple, because a whole
+    cohort holds a million of them. `frozen` is `frozen_case` already converted by the
+    enrollment column's own type (what an insert would send), `frozen_sha256` the hash the
+    audit payload carries, `order` its `order_digest`, `values` and `stratum` its stratum (case
+    trials; one shared dict and key per stratum)."""
+
+    order: bytes
+    id: int
+    case_key: str
+    revision: int
+    caseworker: str | None
+    team: str | None
+    values: dict[str, str]
+    stratum: str
+    frozen: Any
+    frozen_sha256: str
+
+
+def _candidates(session: Session, ctx: TrialContext) -> Callable[[Any], _Candidate]:
+    """A function from a case (ORM object or plain row) to its `_Candidate`; strata are shared."""
+    protocol = ctx.protocol
+    seed = ctx.trial.seed.encode("utf-8")
+    dialect = session.get_bind().dialect
+    bind = cast(Table, Enrollment.__table__).c.frozen.type.dialect_impl(dialect).bind_processor(dialect)
+    strata: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], str]] = {}
+
+    def candidate(case: Any) -> _Candidate:
+        frozen = frozen_case(case)
+        values = case_stratum(protocol, frozen) if protocol.unit == "case" else {}
+        shared = strata.get(tuple(values.items()))
+        if shared is None:
+            shared = strata[tuple(values.items())] = (values, stratum_key(values))
+        values, key = shared
+        return _Candidate(order_digest(seed, case.case_key), case.id, case.case_key, case.revision, case.caseworker,
+                          case.team, values, key, bind(frozen) if bind is not None else frozen,
+                          sha256_hex(canonical_json(frozen)))
+
+    return candidate
+
+
+@dataclass(slots=True)
 class _Unit:
     unit_key: str
     values: dict[str, str]
-    case: Case | None = None
+    case: Any = None
+    stratum: str = ""
+
+    def __post_init__(self) -> None:
+        self.stratum = self.stratum or stratum_key(self.values)
 
 
 @dataclass(frozen=True)
@@ -587,28 +651,34 @@ def _rolling_position(session: Session, trial_id: str, stratum: str) -> _Rolling
 def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_on: dt.date,
               assigned_at: dt.datetime, rolling: _RollingPosition | None = None) -> list[NewAssignment]:
     """Randomize units (already in their enrollment order) with the protocol's method."""
+    return list(_allocations(session, ctx, units, enrolled_on, assigned_at, rolling))
+
+
+def _allocations(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_on: dt.date,
+                 assigned_at: dt.datetime, rolling: _RollingPosition | None = None) -> Iterator[NewAssignment]:
+    """`_allocate` one unit at a time, so a whole cohort is stored part by part; the state it
+    continues (sequence, stratum counts, batch) is read before the first unit is yielded."""
     protocol, trial = ctx.protocol, ctx.trial
     method = protocol.stratification.method
-    keys = {stratum_key(u.values) for u in units}
+    keys = {u.stratum for u in units}
     if rolling is not None:  # one unit of rolling enrollment: the caller has read where it lands
         seq, done = rolling.last_assignment + 1, Counter({next(iter(keys)): rolling.in_stratum})
     else:
         seq = _next_sequence(session, Assignment.sequence, trial.id)
         done = _stratum_counts(session, trial.id)
-    out: list[NewAssignment] = []
     complete: dict[str, tuple[str, int]] = {}
     batch = None
     state: MinimizationState = {}
     if method == "complete":
         batch = int(session.scalar(select(func.coalesce(func.max(Assignment.block), 0)).where(
             Assignment.trial_id == trial.id)) or 0) + 1
-        complete = complete_allocation(trial.seed, batch, [(u.unit_key, stratum_key(u.values)) for u in units],
+        complete = complete_allocation(trial.seed, batch, [(u.unit_key, u.stratum) for u in units],
                                        protocol.arms)
     elif method == "minimization":
         state = _minimization_state(session, trial.id)
     planned: dict[str, list[Allocation]] = {}
     if method == "permuted_blocks":
-        wanted = Counter(stratum_key(u.values) for u in units)
+        wanted = Counter(u.stratum for u in units)
         for key, count in wanted.items():
             planned[key] = permuted_blocks_range(trial.seed, key, done[key] + 1, count, protocol.arms,
                                                  protocol.stratification.block_sizes)[::-1]
@@ -616,9 +686,8 @@ def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_
     interned: dict[str, str] = {}
     labels: dict[str, str] = {}
     for unit in units:
-        key = stratum_key(unit.values)
-        key = interned.setdefault(key, key)
-        label = labels.setdefault(key, stratum_label(unit.values))
+        key = interned.setdefault(unit.stratum, unit.stratum)
+        label = labels.get(key) or labels.setdefault(key, stratum_label(unit.values))
         done[key] += 1
         if method == "permuted_blocks":
             allocation = planned[key].pop()
@@ -629,16 +698,15 @@ def _allocate(session: Session, ctx: TrialContext, units: list[_Unit], enrolled_
             allocation = minimization_choice(trial.seed, seq, state, unit.values, protocol.arms,
                                              protocol.stratification.minimization_probability)
             minimization_add(state, unit.values, allocation.arm)
-        out.append(NewAssignment(
+        yield NewAssignment(
             trial_id=trial.id, protocol_version=ctx.version, unit=protocol.unit, unit_key=unit.unit_key,
             case_id=unit.case.id if unit.case is not None and protocol.unit == "case" else None,
             sequence=seq, stratum=key, stratum_label=label, stratum_sequence=done[key],
             arm=allocation.arm, method=method, algorithm=ALGORITHM, block=allocation.block,
             block_size=allocation.block_size, probabilities=allocation.probabilities, enrolled_on=enrolled_on,
             assigned_at=assigned_at,
-        ))
+        )
         seq += 1
-    return out
 
 
 @dataclass
@@ -663,15 +731,18 @@ CASE_COLUMNS = (Case.id, Case.case_key, Case.id_kind, Case.primary_barrier, Case
                 Case.benefit_type, Case.caseworker, Case.team, Case.as_of, Case.covariates, Case.revision)
 
 
-def _eligible_cases(session: Session, ctx: TrialContext) -> tuple[list[Any], dict[str, int], dict[str, int]]:
+def _eligible_cases(session: Session, ctx: TrialContext) -> tuple[list[_Candidate], dict[str, int], dict[str, int]]:
     """Cases not yet enrolled in this trial that the protocol admits, and why others are not."""
     enrolled = set(session.scalars(select(Enrollment.case_id).where(Enrollment.trial_id == ctx.trial.id)))
     elsewhere = {} if ctx.protocol.allow_overlap else _other_active_trials(session, ctx.trial.id)
     skipped: Counter[str] = Counter()
     overlapping: Counter[str] = Counter()
-    eligible: list[Any] = []
-    # Plain rows rather than ORM objects: a whole cohort can be a million cases.
-    for case in session.execute(select(*CASE_COLUMNS).order_by(Case.case_key)):
+    eligible: list[_Candidate] = []
+    candidate = _candidates(session, ctx)
+    # Plain rows (a Core query, not the ORM's loading) read in batches and kept as candidates: a
+    # whole cohort can be a million cases.
+    rows = session.connection().execute(select(*CASE_COLUMNS).order_by(Case.case_key).execution_options(yield_per=5000))
+    for case in rows:
         if case.id in enrolled:
             continue
         reason = ineligibility(ctx.protocol, case)
@@ -680,7 +751,7 @@ def _eligible_cases(session: Session, ctx: TrialContext) -> tuple[list[Any], dic
         elif case.id in elsewhere:
             overlapping[elsewhere[case.id]] += 1
         else:
-            eligible.append(case)
+            eligible.append(candidate(case))
     return eligible, dict(skipped), dict(overlapping)
 
 
@@ -692,9 +763,9 @@ def _reason_kind(reason: str) -> str:
     return "other"
 
 
-def _cluster_units(ctx: TrialContext, cases: list[Case], already: set[str]) -> list[_Unit]:
+def _cluster_units(ctx: TrialContext, cases: list[_Candidate], already: set[str]) -> list[_Unit]:
     unit = ctx.protocol.unit
-    members: dict[str, list[Case]] = defaultdict(list)
+    members: dict[str, list[_Candidate]] = defaultdict(list)
     for case in cases:
         members[str(getattr(case, unit))].append(case)
     units = []
@@ -715,70 +786,124 @@ def assign_all(session: Session, trial_id: str, enrolled_on: dt.date | None = No
     on the order cases were imported. In a cluster trial the clusters not yet randomized are
     randomized first, then every eligible case is enrolled into its cluster's arm.
     """
-    ctx = trial_context(session, trial_id)
-    protocol, trial = ctx.protocol, ctx.trial
-    enrolled_on = enrolled_on or dt.date.today()
-    cases, skipped, overlapping = _eligible_cases(session, ctx)
-    if protocol.unit == "case":
-        units = [_Unit(c.case_key, case_stratum(protocol, frozen_case(c)), c) for c in cases]
-    else:
-        already = set(session.scalars(select(Assignment.unit_key).where(Assignment.trial_id == trial_id)))
-        units = _cluster_units(ctx, cases, already)
-    units.sort(key=lambda u: order_key(trial.seed, u.unit_key))
-    strata = Counter(stratum_label(u.values) for u in units)
-    from trials.strata import stratum_sizes
+    with _cycle_collection_paused(), _sqlite_page_cache(session):
+        ctx = trial_context(session, trial_id)
+        protocol, trial = ctx.protocol, ctx.trial
+        enrolled_on = enrolled_on or dt.date.today()
+        cases, skipped, overlapping = _eligible_cases(session, ctx)
+        seed = trial.seed.encode("utf-8")
+        if protocol.unit == "case":
+            cases.sort(key=lambda c: c.order)
+            units = [_Unit(c.case_key, c.values, c, c.stratum) for c in cases]
+        else:
+            already = set(session.scalars(select(Assignment.unit_key).where(Assignment.trial_id == trial_id)))
+            units = _cluster_units(ctx, cases, already)
+            units.sort(key=lambda u: order_digest(seed, u.unit_key))
+        per_stratum = Counter(u.stratum for u in units)
+        values_of = {u.stratum: u.values for u in units}
+        strata = Counter({stratum_label(values_of[key]): n for key, n in per_stratum.items()})
+        from trials.strata import stratum_sizes
 
-    too_small = [s.label for s in stratum_sizes(protocol, [u.values for u in units]) if s.too_small]
-    result = AssignResult(trial_id, dry_run, protocol.unit, protocol.stratification.method, len(units), len(cases),
-                          {}, dict(strata), too_small, skipped, overlapping)
-    if dry_run or not cases:
+        too_small = [s.label for s in stratum_sizes(protocol, [u.values for u in units]) if s.too_small]
+        result = AssignResult(trial_id, dry_run, protocol.unit, protocol.stratification.method, len(units), len(cases),
+                              {}, dict(strata), too_small, skipped, overlapping)
+        if dry_run or not cases:
+            return result
+        # One `trial_assigned` event per part of at most EVENT_PART units, all in this transaction:
+        # a million-case cohort would otherwise be one event of hundreds of megabytes. Case trials
+        # keep enrollment i beside assignment i; a cluster trial's few clusters are all in part 1.
+        # Each part is allocated, logged and stored before the next is made, so no more than one
+        # part's rows and payload are held at once.
+        by_arm: Counter[str] = Counter()
+        parts = max(1, -(-len(cases) // EVENT_PART))
+        for part, (assignments, enrollments) in enumerate(_parts(session, ctx, units, cases, enrolled_on)):
+            by_arm.update(e.arm for e, _k, _s in enrollments)
+            event = record_event(session, "trial_assigned", trial_id=trial_id, payload={
+                "protocol_version": ctx.version, "algorithm": ALGORITHM, "method": protocol.stratification.method,
+                "enrolled_on": enrolled_on.isoformat(), "part": part + 1, "parts": parts,
+                "allocations": [_allocation_payload(a) for a in assignments],
+                "enrollments": [_enrollment_payload(e, k, s) for e, k, s in enrollments],
+            })
+            _store(session, assignments, enrollments, event.seq)
+            result.audit_seq = event.seq
+        result.by_arm = dict(by_arm)
         return result
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a cohort builds a million long-lived, acyclic tuples,
+    which it would otherwise walk again and again (a quarter of the run); reference counting
+    still frees everything."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@contextmanager
+def _sqlite_page_cache(session: Session) -> Iterator[None]:
+    """On SQLite, a page cache of up to 256 MB for this transaction: a cohort's random-order index
+    inserts would otherwise spill the default 2 MB cache to the WAL over and over."""
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    driver = session.connection().connection.dbapi_connection  # the setting is the connection's
+    assert driver is not None
+    before = int(driver.execute("PRAGMA cache_size").fetchone()[0])
+    driver.execute("PRAGMA cache_size = -262144")
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA cache_size = {before}")
+
+
+def _parts(session: Session, ctx: TrialContext, units: list[_Unit], cases: list[_Candidate], enrolled_on: dt.date
+           ) -> Iterator[tuple[list[NewAssignment], list[tuple[NewEnrollment, str, int]]]]:
+    """The assignments and enrollments of a whole cohort, EVENT_PART at a time (see `assign_all`)."""
     now = utcnow()
-    assignments = _allocate(session, ctx, units, enrolled_on, now)
-    del units
-    enrollments = _enrollments_for(session, ctx, cases, assignments, enrolled_on, now)
-    del cases
-    result.by_arm = dict(Counter(e.arm for e, _k, _s in enrollments))
-    # One `trial_assigned` event per part of at most EVENT_PART units, all in this transaction:
-    # a million-case cohort would otherwise be one event of hundreds of megabytes. Case trials
-    # keep enrollment i beside assignment i; a cluster trial's few clusters are all in part 1.
-    parts = max(1, -(-max(len(assignments), len(enrollments)) // EVENT_PART))
-    for part in range(parts):
-        chunk = slice(part * EVENT_PART, (part + 1) * EVENT_PART)
-        event = record_event(session, "trial_assigned", trial_id=trial_id, payload={
-            "protocol_version": ctx.version, "algorithm": ALGORITHM, "method": protocol.stratification.method,
-            "enrolled_on": enrolled_on.isoformat(), "part": part + 1, "parts": parts,
-            "allocations": [_allocation_payload(a) for a in assignments[chunk]],
-            "enrollments": [_enrollment_payload(e, k, s) for e, k, s in enrollments[chunk]],
-        })
-        _store(session, assignments[chunk], enrollments[chunk], event.seq)
-        result.audit_seq = event.seq
-    return result
+    if ctx.protocol.unit == "case":  # units are the cases, in the same order
+        allocations = _allocations(session, ctx, units, enrolled_on, now)
+        for start in range(0, len(cases), EVENT_PART):
+            chunk = cases[start:start + EVENT_PART]
+            assignments = list(islice(allocations, len(chunk)))
+            yield assignments, _enrollments_for(session, ctx, chunk, assignments, enrolled_on, now)
+        return
+    clusters = _allocate(session, ctx, units, enrolled_on, now)
+    enrollments = _enrollments_for(session, ctx, cases, clusters, enrolled_on, now)
+    for start in range(0, len(enrollments), EVENT_PART):
+        yield clusters[start:start + EVENT_PART], enrollments[start:start + EVENT_PART]
 
 
-def _enrollments_for(session: Session, ctx: TrialContext, cases: list[Case], new: list[NewAssignment],
-                     enrolled_on: dt.date, now: dt.datetime,
+def _enrollments_for(session: Session, ctx: TrialContext, cases: Sequence[Case | _Candidate],
+                     new: list[NewAssignment], enrolled_on: dt.date, now: dt.datetime,
                      first_sequence: int | None = None) -> list[tuple[NewEnrollment, str, int]]:
     """Enrollment rows (not yet added) for cases, pointing at their own or their cluster's assignment."""
     protocol = ctx.protocol
     seq = _next_sequence(session, Enrollment.sequence, ctx.trial.id) if first_sequence is None else first_sequence
+    candidate = _candidates(session, ctx)
+    candidates = [c if isinstance(c, _Candidate) else candidate(c) for c in cases]
     if protocol.unit == "case":
         by_key = {a.unit_key: a for a in new}
-        ordered: list[tuple[Case, Any]] = [
-            (c, by_key[c.case_key]) for c in sorted(cases, key=lambda c: by_key[c.case_key].sequence)
+        ordered: list[tuple[_Candidate, Any]] = [
+            (c, by_key[c.case_key]) for c in sorted(candidates, key=lambda c: by_key[c.case_key].sequence)
         ]
     else:
         clusters: dict[str, Any] = {a.unit_key: a for a in session.scalars(
             select(Assignment).where(Assignment.trial_id == ctx.trial.id))}
         clusters.update({a.unit_key: a for a in new})
-        ordered = sorted(((c, clusters[str(getattr(c, protocol.unit))]) for c in cases),
-                         key=lambda pair: (pair[1].sequence, order_key(ctx.trial.seed, pair[0].case_key)))
+        ordered = sorted(((c, clusters[str(getattr(c, protocol.unit))]) for c in candidates),
+                         key=lambda pair: (pair[1].sequence, pair[0].order))
     out = []
     for case, assignment in ordered:
         enrollment = NewEnrollment(
             trial_id=ctx.trial.id, case_id=case.id, arm=assignment.arm,
             cluster=assignment.unit_key if protocol.unit != "case" else None, sequence=seq,
-            case_revision=case.revision, frozen=frozen_case(case), enrolled_on=enrolled_on, enrolled_at=now,
+            case_revision=case.revision, frozen=case.frozen, frozen_sha256=case.frozen_sha256,
+            enrolled_on=enrolled_on, enrolled_at=now,
         )
         enrollment.assignment = assignment
         out.append((enrollment, case.case_key, assignment.sequence))
@@ -794,15 +919,52 @@ def _store(session: Session, assignments: list[NewAssignment], enrollments: list
             a.audit_seq = audit_seq
         table = cast(Table, Assignment.__table__)
         if len(assignments) == 1:  # rolling enrollment: the id comes back with the insert, no second query
-            assignments[0].id = session.execute(insert(table).returning(table.c.id), assignments[0].row()).scalar_one()
+            row = dict(zip(NewAssignment.COLUMNS, assignments[0].row(), strict=True))
+            assignments[0].id = session.execute(insert(table).returning(table.c.id), row).scalar_one()
         else:
-            session.execute(insert(table), [a.row() for a in assignments])
+            _bulk_insert(session, table, NewAssignment.COLUMNS, [a.row() for a in assignments])
+            # The part's sequences are consecutive: read its ids through the (trial_id, sequence) index.
             ids = {key: id_ for key, id_ in session.execute(select(Assignment.unit_key, Assignment.id).where(
-                Assignment.trial_id == assignments[0].trial_id, Assignment.audit_seq == audit_seq))}
+                Assignment.trial_id == assignments[0].trial_id,
+                Assignment.sequence.between(assignments[0].sequence, assignments[-1].sequence)))}
             for a in assignments:
                 a.id = ids[a.unit_key]
     if enrollments:
-        session.execute(insert(cast(Table, Enrollment.__table__)), [e.row() for e, _k, _s in enrollments])
+        _bulk_insert(session, cast(Table, Enrollment.__table__), NewEnrollment.COLUMNS,
+                     [e.row() for e, _k, _s in enrollments], bound=("frozen",))
+
+
+def _converted(process: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
+    """`process` of every value, done once per distinct object: a part's rows share their dates,
+    timestamps and probabilities (each row holds its value alive, so ids are not reused)."""
+    done: dict[int, Any] = {}
+    out = []
+    for value in column:
+        key = id(value)
+        if key not in done:
+            done[key] = process(value)
+        out.append(done[key])
+    return out
+
+
+def _bulk_insert(session: Session, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]],
+                 bound: Collection[str] = ()) -> None:
+    """One executemany on the driver, each value converted by its column's own type exactly as
+    SQLAlchemy's insert would convert it, without its per-row work (a million rows take seconds,
+    not a minute). Columns in `bound` hold values already converted."""
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    processors = [None if name in bound else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                  for name in columns]
+    values = [_converted(process, column) if process is not None else column
+              for process, column in zip(processors, zip(*rows, strict=True), strict=True)]
+    if compiled.positional:
+        position = {name: i for i, name in enumerate(columns)}
+        values = [values[position[name]] for name in compiled.positiontup or ()]
+        connection.exec_driver_sql(compiled.string, list(zip(*values, strict=True)))
+    else:
+        connection.exec_driver_sql(compiled.string, [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)])
 
 
 @dataclass
