@@ -64,3 +64,17 @@ def test_without_ties_efron_is_the_exact_partial_likelihood() -> None:
 def test_no_events_is_refused() -> None:
     with pytest.raises(ValueError, match="no events"):
         fit_efron(np.arange(1.0, 11.0), np.zeros(10, dtype=int), np.arange(10.0)[:, None])
+
+
+def test_separation_is_flagged_not_a_crash() -> None:
+    """An arm with no events: the estimate runs off towards -infinity; the fit says it did not
+    converge, gives an infinite standard error, keeps a finite log-likelihood, and warns nothing."""
+    rng = np.random.default_rng(4)
+    arm = np.repeat([0.0, 1.0], 50)
+    t = np.ceil(rng.exponential(20, 100))
+    e = np.where(arm == 1, 0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_efron(t, e, arm[:, None])
+    assert not fit.converged and fit.params[0] < -5 and np.isfinite(fit.log_likelihood)
+    assert np.isinf(fit.se[0])

@@ -108,20 +108,28 @@ def fit_efron(time: NDArray[np.float64], event: NDArray[np.int_], covariates: ND
     beta = np.zeros(x.shape[1])
     if not len(ties.first):
         raise ValueError("no events: the Cox model cannot be estimated")
-    loglik, gradient, hessian = _evaluate(x, ties, beta)
     converged = False
-    for _ in range(MAX_ITERATIONS):
-        step = np.linalg.solve(hessian, -gradient)
-        for _halving in range(30):
-            candidate = beta + step
-            new = _evaluate(x, ties, candidate)
-            # A step may only lose what rounding of a sum of many logs can (near the optimum).
-            if np.isfinite(new[0]) and new[0] >= loglik - 1e-10 * (1 + abs(loglik)):
+    # Separation (an arm or level without events) sends an estimate towards infinity: exp()
+    # under- or overflows, which the step halving and the non-convergence flag handle.
+    with np.errstate(all="ignore"):
+        loglik, gradient, hessian = _evaluate(x, ties, beta)
+        for _ in range(MAX_ITERATIONS):
+            step = np.linalg.lstsq(hessian, -gradient, rcond=None)[0]  # also when singular
+            for _halving in range(30):
+                new = _evaluate(x, ties, beta + step)
+                # A step may only lose what rounding of a sum of many logs can (near the optimum).
+                if np.isfinite(new[0]) and new[0] >= loglik - 1e-10 * (1 + abs(loglik)):
+                    break
+                step = step / 2
+            else:
+                break  # no step improves the likelihood: stop where it is (not converged)
+            beta, (loglik, gradient, hessian) = beta + step, new
+            if np.max(np.abs(step)) < TOLERANCE:
+                converged = True
                 break
-            step = step / 2
-        beta, (loglik, gradient, hessian) = candidate, new
-        if np.max(np.abs(step)) < TOLERANCE:
-            converged = True
-            break
-    information = np.linalg.inv(-hessian)
-    return EfronFit(beta, np.sqrt(np.diag(information)), loglik, converged)
+        eigenvalues = np.linalg.eigvalsh(-hessian)
+        if not np.all(np.isfinite(eigenvalues)) or eigenvalues.min() <= 1e-8 * max(1.0, eigenvalues.max()):
+            # No information about some direction (separation): the estimate is not identified.
+            return EfronFit(beta, np.full(len(beta), np.inf), loglik, False)
+        se = np.sqrt(np.diag(np.linalg.inv(-hessian)))
+    return EfronFit(beta, se, loglik, converged)
