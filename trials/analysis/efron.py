@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from trials.analysis.risksets import RiskSets, risk_sets
+
 MAX_ITERATIONS = 50
 TOLERANCE = 1e-9
 
@@ -33,44 +35,26 @@ class EfronFit:
 
 @dataclass(frozen=True)
 class _Ties:
-    """The risk sets and tied events of rows sorted by (stratum, time)."""
+    """The risk sets (`risksets.RiskSets`) and, per tied event, its event time and l / d."""
 
-    order: NDArray[np.intp]
-    first: NDArray[np.intp]  # per event time: first row of its risk set (sorted position)
-    end: NDArray[np.intp]  # per event time: first row after its stratum
-    event_rows: NDArray[np.intp]  # sorted positions of the events
-    first_event: NDArray[np.intp]  # per event time: where its events begin in event_rows
+    sets: RiskSets
     pair_time: NDArray[np.intp]  # per (event time, l < d): the event time
     pair_fraction: NDArray[np.float64]  # per (event time, l < d): l / d
 
 
 def _ties(time: NDArray[np.float64], event: NDArray[np.int_], strata: NDArray[np.int_]) -> _Ties:
-    order = np.lexsort((time, strata))
-    t, e, s = time[order], event[order], strata[order]
-    n = len(t)
-    new_group = np.ones(n, dtype=bool)
-    new_group[1:] = (t[1:] != t[:-1]) | (s[1:] != s[:-1])
-    starts = np.flatnonzero(new_group)
-    afters = np.append(starts[1:], n)
-    new_stratum = np.ones(n, dtype=bool)
-    new_stratum[1:] = s[1:] != s[:-1]
-    stratum_end = np.append(np.flatnonzero(new_stratum)[1:], n)[np.cumsum(new_stratum) - 1]
-    cum_e = np.concatenate([[0], np.cumsum(e)])
-    deaths = cum_e[afters] - cum_e[starts]
-    keep = deaths > 0
-    starts, deaths = starts[keep], deaths[keep]
-    event_rows = np.flatnonzero(e > 0)
+    sets = risk_sets(time, event, strata)
+    deaths = sets.deaths
     pair_time = np.repeat(np.arange(len(deaths)), deaths)
     pair_l = np.arange(len(pair_time)) - np.repeat(np.cumsum(deaths) - deaths, deaths)
-    return _Ties(order, starts, stratum_end[starts], event_rows, np.searchsorted(event_rows, starts), pair_time,
-                 pair_l / deaths[pair_time])
+    return _Ties(sets, pair_time, pair_l / deaths[pair_time])
 
 
 def _at_risk(values: NDArray[np.float64], ties: _Ties) -> NDArray[np.float64]:
     """Per event time, the sum of `values` (rows sorted, first axis) over its risk set."""
     tail = np.zeros((len(values) + 1, *values.shape[1:]))
     tail[:-1] = values[::-1].cumsum(axis=0)[::-1]
-    return tail[ties.first] - tail[ties.end]
+    return tail[ties.sets.time_starts] - tail[ties.sets.ends]
 
 
 def _evaluate(x: NDArray[np.float64], ties: _Ties, beta: NDArray[np.float64]
@@ -80,10 +64,10 @@ def _evaluate(x: NDArray[np.float64], ties: _Ties, beta: NDArray[np.float64]
     rx = risk[:, None] * x
     rxx = rx[:, :, None] * x[:, None, :]
     s0, s1, s2 = _at_risk(risk, ties), _at_risk(rx, ties), _at_risk(rxx, ties)
-    ev = ties.event_rows
-    d0 = np.add.reduceat(risk[ev], ties.first_event)
-    d1 = np.add.reduceat(rx[ev], ties.first_event, axis=0)
-    d2 = np.add.reduceat(rxx[ev], ties.first_event, axis=0)
+    ev, first = ties.sets.event_rows, ties.sets.first_event
+    d0 = np.add.reduceat(risk[ev], first)
+    d1 = np.add.reduceat(rx[ev], first, axis=0)
+    d2 = np.add.reduceat(rxx[ev], first, axis=0)
     j, f = ties.pair_time, ties.pair_fraction
     denom = s0[j] - f * d0[j]
     num1 = s1[j] - f[:, None] * d1[j]
@@ -104,9 +88,9 @@ def fit_efron(time: NDArray[np.float64], event: NDArray[np.int_], covariates: ND
     strata = np.zeros(len(time), dtype=int) if strata is None else np.unique(np.asarray(strata),
                                                                              return_inverse=True)[1]
     ties = _ties(time, event, strata)
-    x = x[ties.order] - x.mean(axis=0)  # centring changes no estimate and keeps exp() in range
+    x = x[ties.sets.order] - x.mean(axis=0)  # centring changes no estimate and keeps exp() in range
     beta = np.zeros(x.shape[1])
-    if not len(ties.first):
+    if not len(ties.sets.deaths):
         raise ValueError("no events: the Cox model cannot be estimated")
     converged = False
     # Separation (an arm or level without events) sends an estimate towards infinity: exp()

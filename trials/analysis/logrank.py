@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from trials.analysis.risksets import risk_sets
+
 _CHUNK_ELEMENTS = 32_000_000  # of the boolean arm indicator
 
 
@@ -41,38 +43,15 @@ class LogrankDesign:
 
 def logrank_design(time: NDArray[np.float64], event: NDArray[np.int_], strata: NDArray[np.int_] | None,
                    order: NDArray[np.intp] | None = None) -> LogrankDesign:
-    """The assignment-free part of the test. `order` (rows sorted by stratum, then time) may be
-    given to share one sort between horizons: sorting by uncensored time also sorts the times
-    censored at any horizon."""
-    time = np.asarray(time, dtype=float)
-    strata = np.zeros(len(time), dtype=int) if strata is None else np.asarray(strata)
-    if order is None:
-        order = np.lexsort((time, strata))
-    t, e, s = time[order], np.asarray(event)[order].astype(float), strata[order]
-    n = len(t)
-    if n > 1 and not np.all((s[1:] > s[:-1]) | ((s[1:] == s[:-1]) & (t[1:] >= t[:-1]))):
-        raise ValueError("the given order does not sort the rows by stratum and time")
-    new_group = np.ones(n, dtype=bool)
-    new_group[1:] = (t[1:] != t[:-1]) | (s[1:] != s[:-1])
-    starts = np.flatnonzero(new_group)
-    afters = np.append(starts[1:], n)
-    new_stratum = np.ones(n, dtype=bool)
-    new_stratum[1:] = s[1:] != s[:-1]
-    stratum_starts = np.flatnonzero(new_stratum)
-    stratum_of_row = np.cumsum(new_stratum) - 1
-    cum_e = np.concatenate([[0.0], np.cumsum(e)])
-    deaths = cum_e[afters] - cum_e[starts]
-    keep = deaths > 0
-    starts, deaths = starts[keep], deaths[keep]
-    ends = np.append(stratum_starts[1:], n)[stratum_of_row[starts]]
-    n_risk = (ends - starts).astype(float)
+    """The assignment-free part of the test (`order`: see `risksets.risk_sets`)."""
+    sets = risk_sets(time, event, strata, order)
+    deaths, n_risk = sets.deaths.astype(float), sets.n_risk
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(n_risk > 1, deaths * (n_risk - deaths) / (n_risk - 1), 0.0)
-    segment_starts = np.union1d(starts, stratum_starts).astype(np.intp)
-    event_rows = np.flatnonzero(e > 0)
-    return LogrankDesign(order, segment_starts, starts, np.searchsorted(segment_starts, starts),
-                         np.searchsorted(segment_starts, ends), event_rows, np.searchsorted(event_rows, starts),
-                         n_risk, deaths, weight)
+    segment_starts = np.union1d(sets.time_starts, sets.stratum_starts).astype(np.intp)
+    return LogrankDesign(sets.order, segment_starts, sets.time_starts,
+                         np.searchsorted(segment_starts, sets.time_starts), np.searchsorted(segment_starts, sets.ends),
+                         sets.event_rows, sets.first_event, n_risk, deaths, weight)
 
 
 @dataclass(frozen=True)
