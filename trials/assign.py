@@ -979,24 +979,39 @@ class EnrollResult:
     audit_seq: int
 
 
-_CASE_BY_KEY = select(Case).where(Case.case_key == bindparam("case_key"))
-_TRIALS_OF_CASE = (select(Enrollment.trial_id, Trial.closed_at).join(Trial, Trial.id == Enrollment.trial_id)
-                   .where(Enrollment.case_id == bindparam("case_id")).order_by(Enrollment.trial_id))
+# A case with the trials it is enrolled in (none: one row with NULLs), in one round trip.
+_CASE_WITH_TRIALS = (select(Case, Enrollment.trial_id, Trial.closed_at)
+                     .outerjoin(Enrollment, Enrollment.case_id == Case.id)
+                     .outerjoin(Trial, Trial.id == Enrollment.trial_id)
+                     .where(Case.case_key == bindparam("case_key")))
 
 
-def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "argument") -> Case | str:
-    """The case named by a case id or a CPR number, or a one-line problem (never echoing a CPR)."""
+@dataclass(frozen=True)
+class _FoundCase:
+    case: Case
+    enrolled_in: list[tuple[str, dt.datetime | None]]  # (trial id, closed at), by trial id
+
+
+def _find_case(session: Session, ref: str, key: bytes | None, source: str) -> _FoundCase | str:
+    """The case named by a case id or a CPR number with its trials, or a one-line problem
+    (never echoing a CPR)."""
     from trials.pseudonym import case_key, looks_like_cpr, parse_cpr
+
+    def lookup(stored_key: str) -> _FoundCase | None:
+        rows = session.execute(_CASE_WITH_TRIALS, {"case_key": stored_key}).all()
+        if not rows:
+            return None
+        trials = [(trial, closed) for _case, trial, closed in rows if trial is not None]
+        return _FoundCase(rows[0][0], sorted(trials, key=lambda pair: pair[0]))
 
     if parse_cpr(ref) is not None:
         if key is None:
             return f"{source}: a CPR number needs the pseudonymisation key (--key-file)"
-        found = session.scalars(_CASE_BY_KEY, {"case_key": case_key(ref, "cpr", key)}).first()
-        if found is None:
-            # a case id that happens to look like a CPR number
-            found = session.scalars(_CASE_BY_KEY, {"case_key": ref.strip()}).first()
+        # a case id that happens to look like a CPR number is tried second
+        pseudonym = case_key(ref, "cpr", key)
+        found = (lookup(pseudonym) if pseudonym else None) or lookup(ref.strip())
         return found if found is not None else f"{source}: no case with this CPR number is in the case pool"
-    found = session.scalars(_CASE_BY_KEY, {"case_key": ref.strip()}).first()
+    found = lookup(ref.strip())
     if found is None:
         if looks_like_cpr(ref):
             return f"{source}: looks like a CPR number but is not a valid one"
@@ -1004,8 +1019,14 @@ def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "a
     return found
 
 
-def _enrollment_refusal(session: Session, ctx: TrialContext, case: Case) -> str | None:
-    enrolled_in = session.execute(_TRIALS_OF_CASE, {"case_id": case.id}).all()
+def resolve_case(session: Session, ref: str, key: bytes | None, source: str = "argument") -> Case | str:
+    """The case named by a case id or a CPR number, or a one-line problem (never echoing a CPR)."""
+    found = _find_case(session, ref, key, source)
+    return found if isinstance(found, str) else found.case
+
+
+def _enrollment_refusal(session: Session, ctx: TrialContext, found: _FoundCase) -> str | None:
+    case, enrolled_in = found.case, found.enrolled_in
     if any(trial_id == ctx.trial.id for trial_id, _closed in enrolled_in):
         return f"case {case.case_key if case.id_kind != 'cpr' else '(CPR given)'} is already enrolled in {ctx.trial.id}"
     reason = ineligibility(ctx.protocol, case)
@@ -1018,9 +1039,9 @@ def _enrollment_refusal(session: Session, ctx: TrialContext, case: Case) -> str 
                     "overlap (allow_overlap = true in its protocol)")
     if ctx.protocol.unit in CLUSTER_UNITS:
         cluster = str(getattr(case, ctx.protocol.unit))
-        found = session.scalars(select(Assignment.id).where(Assignment.trial_id == ctx.trial.id,
-                                                            Assignment.unit_key == cluster)).first()
-        if found is None:
+        randomized = session.scalars(select(Assignment.id).where(Assignment.trial_id == ctx.trial.id,
+                                                                 Assignment.unit_key == cluster)).first()
+        if randomized is None:
             return (f"the case's {ctx.protocol.unit} {cluster!r} is not randomized in {ctx.trial.id} "
                     f"(run `trials assign {ctx.trial.id}` to randomize new clusters)")
     return None
@@ -1042,17 +1063,17 @@ def enroll_many(session: Session, trial_id: str, case_refs: Sequence[str], enrol
     seen: set[int] = set()
     for position, ref in enumerate(case_refs, start=1):
         source = f"case {position}"
-        found = resolve_case(session, ref, key, source)
+        found = _find_case(session, ref, key, source)
         if isinstance(found, str):
             problems.append(Problem("enroll", found))
             continue
         refusal = _enrollment_refusal(session, ctx, found)
-        if refusal is None and found.id in seen:
+        if refusal is None and found.case.id in seen:
             refusal = "the same case is named twice"
         if refusal is not None:
             problems.append(Problem("enroll", f"{source}: {refusal}"))
-        seen.add(found.id)
-        cases.append(found)
+        seen.add(found.case.id)
+        cases.append(found.case)
     if problems:
         raise InputError(problems)
     results = []
