@@ -55,6 +55,25 @@ def test_cluster_robust_uses_statsmodels_efron_sandwich(sim) -> None:  # type: i
     assert c["cross_check"]["lifelines_se"] == pytest.approx(c["se"], rel=0.15)
 
 
+def test_units_censored_before_any_event_do_not_void_the_cluster_robust_se(sim) -> None:  # type: ignore[no-untyped-def]
+    """Regression (the demo's caseworker trial had no HR): units censored at week 0, before their
+    stratum's first event, made statsmodels' score residuals NaN and with them the cluster-robust
+    SE. They are in no risk set, so leaving them out changes nothing: reference = the same data
+    without them."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    frame = sim(500, hr=1.3, seed=4, clusters=25)
+    data = _data(frame, cluster="team")
+    early = data.iloc[:6].copy()
+    early[T], early[E] = 0.0, 0
+    with_early = pd.concat([data, early], ignore_index=True)
+    [c] = cox_contrasts(with_early, [("1", "arm_1")], "0", [], strata=True, cluster=True, log=WarningLog())
+    ref = PHReg(data[T], data[["arm_1"]].to_numpy(), status=data[E], strata=data[STRATUM],
+                ties="efron").fit(groups=data[CLUSTER])
+    assert c["se"] == pytest.approx(ref.bse[0], rel=1e-8)
+    assert c["log_hr"] == pytest.approx(ref.params[0], abs=1e-10)
+
+
 def test_three_arms_give_one_contrast_per_arm(sim) -> None:  # type: ignore[no-untyped-def]
     """Reference: statsmodels PHReg (Efron) with two arm indicators."""
     from statsmodels.duration.hazard_regression import PHReg

@@ -80,8 +80,15 @@ FAST_ENGINE = "trials Efron fit (numpy; tested against lifelines and statsmodels
 
 
 def _statsmodels(data: pd.DataFrame, covariates: list[str], strata: bool, cluster: bool) -> CoxFit:
+    import pandas as pd
     from statsmodels.duration.hazard_regression import PHReg
 
+    # Units censored before the first event of their stratum are in no risk set: they change no
+    # estimate, but PHReg gives them NaN score residuals, which turn the cluster-robust
+    # covariance into NaN. Leave them out.
+    groups = data[STRATUM] if strata else pd.Series(0, index=data.index)
+    first_event = data[T].where(data[E] == 1).groupby(groups).transform("min")
+    data = data[data[T] >= first_event]
     model = PHReg(data[T].to_numpy(float), data[covariates].to_numpy(float), status=data[E].to_numpy(int),
                   strata=data[STRATUM].to_numpy() if strata else None, ties="efron")
     result = model.fit(groups=data[CLUSTER].to_numpy() if cluster else None)
