@@ -13,6 +13,7 @@ from trials.strata import (
     stratum_key,
     stratum_label,
     stratum_sizes,
+    stratum_values,
 )
 
 PROTOCOL = parse_protocol("""
@@ -56,3 +57,8 @@ def test_strata_smaller_than_the_smallest_block_are_flagged() -> None:
     strata = [{"primary_barrier": "social"}] * 5 + [{"primary_barrier": "physical"}] * 3
     sizes = {s.label: (s.n, s.too_small) for s in stratum_sizes(PROTOCOL, strata)}
     assert sizes == {"primary_barrier=social": (5, False), "primary_barrier=physical": (3, True)}
+
+
+def test_stratum_values_read_back_what_stratum_key_wrote() -> None:
+    values = {"primary_barrier": "social", "months_band": "6-12", "team": "Øst"}
+    assert stratum_values(stratum_key(values)) == values

@@ -48,7 +48,7 @@ from trials.models import (
     utcnow,
 )
 from trials.protocol import Protocol, parse_protocol
-from trials.strata import case_stratum, cluster_stratum, stratum_key, stratum_label
+from trials.strata import case_stratum, cluster_stratum, stratum_key, stratum_label, stratum_values
 
 ALGORITHM = "hmac-sha256-v1"
 """The version of the generator and of every allocation rule below; stored on each assignment."""
@@ -479,14 +479,8 @@ def _minimization_state(session: Session, trial_id: str) -> MinimizationState:
     for stratum, arm in session.execute(
         select(Assignment.stratum, Assignment.arm).where(Assignment.trial_id == trial_id).order_by(Assignment.sequence)
     ):
-        minimization_add(state, _loads(stratum), arm)
+        minimization_add(state, stratum_values(stratum), arm)
     return state
-
-
-def _loads(stratum: str) -> dict[str, str]:
-    import json
-
-    return dict(json.loads(stratum))
 
 
 def _allocation_payload(a: NewAssignment) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trials.assign import _loads, complete_counts, trial_context
+from trials.assign import complete_counts, trial_context
 from trials.models import Assignment, Case, Enrollment
+from trials.strata import stratum_values
 
 if TYPE_CHECKING:
     import numpy as np
@@ -252,7 +253,7 @@ def _minimization_draws(design: Design, unit_arms: NDArray[np.int8], rng: np.ran
     n_rep, k = unit_arms.shape[0], len(design.arms)
     weights = np.asarray(design.weights)
     p = design.minimization_probability
-    factor_values = [_loads(s) for s in design.unit_strata]
+    factor_values = [stratum_values(s) for s in design.unit_strata]
     factors = sorted({f for values in factor_values for f in values})
     level_ids = {f: {v: i for i, v in enumerate(sorted({vals[f] for vals in factor_values}))} for f in factors}
     counts_by_factor = {f: np.zeros((n_rep, len(level_ids[f]), k)) for f in factors}

@@ -72,6 +72,11 @@ def stratum_key(values: Mapping[str, str]) -> str:
     return json.dumps(dict(values), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def stratum_values(key: str) -> dict[str, str]:
+    """The factor values of a stratum from its `stratum_key`."""
+    return dict(json.loads(key))
+
+
 def stratum_label(values: Mapping[str, str]) -> str:
     """A readable label in factor order, e.g. `primary_barrier=social|months_band=6-12`."""
     return "|".join(f"{factor}={value}" for factor, value in values.items()) or "(all)"
