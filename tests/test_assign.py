@@ -641,17 +641,23 @@ def test_amendment_and_rolling_complete_batches_still_verify(engine: Engine) -> 
     assert check.allocations == 19
 
 
+def assign_cohort_in_parts_of_7(engine: Engine, monkeypatch: pytest.MonkeyPatch, method: str, unit: str) -> str:
+    """A trial of 40 cases assigned as a whole cohort logged in parts of 7 units."""
+    monkeypatch.setattr(assign, "EVENT_PART", 7)
+    factors = ("size_band",) if unit != "case" else ("primary_barrier", "months_band")
+    trial_id = setup_trial(engine, protocol_text(method=method, unit=unit, factors=factors), n_cases=40)
+    with db.write_session(engine) as session:
+        assign.assign_all(session, trial_id, dt.date(2024, 2, 5))
+    return trial_id
+
+
 @pytest.mark.parametrize(("method", "unit"), [("permuted_blocks", "case"), ("complete", "case"),
                                                ("complete", "caseworker")])
 def test_a_large_cohort_is_logged_in_parts_that_verify(engine: Engine, monkeypatch: pytest.MonkeyPatch,
                                                         method: str, unit: str) -> None:
     """A whole cohort is logged as several `trial_assigned` events (parts) in one transaction;
     verification re-derives the allocations across the parts."""
-    monkeypatch.setattr(assign, "EVENT_PART", 7)
-    factors = ("size_band",) if unit != "case" else ("primary_barrier", "months_band")
-    trial_id = setup_trial(engine, protocol_text(method=method, unit=unit, factors=factors), n_cases=40)
-    with db.write_session(engine) as session:
-        assign.assign_all(session, trial_id, dt.date(2024, 2, 5))
+    trial_id = assign_cohort_in_parts_of_7(engine, monkeypatch, method, unit)
     with db.read_session(engine) as session:
         parts = session.scalars(select(AuditEvent).where(AuditEvent.action == "trial_assigned")).all()
         assert len(parts) == 6  # 40 enrollments in parts of 7
@@ -676,11 +682,7 @@ def test_a_cohort_logged_in_parts_writes_what_it_always_wrote(engine: Engine, mo
                                                                method: str, unit: str) -> None:
     from trials.audit import canonical_json, sha256_hex
 
-    monkeypatch.setattr(assign, "EVENT_PART", 7)
-    factors = ("size_band",) if unit != "case" else ("primary_barrier", "months_band")
-    trial_id = setup_trial(engine, protocol_text(method=method, unit=unit, factors=factors), n_cases=40)
-    with db.write_session(engine) as session:
-        assign.assign_all(session, trial_id, dt.date(2024, 2, 5))
+    assign_cohort_in_parts_of_7(engine, monkeypatch, method, unit)
     with db.read_session(engine) as session:
         payloads = session.scalars(select(AuditEvent.payload).where(AuditEvent.action == "trial_assigned")
                                    .order_by(AuditEvent.seq)).all()
